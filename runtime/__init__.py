@@ -1,0 +1,1 @@
+"""mirtag.runtime: the embeddable part of mirtag (numpy, numba, soundfile, soxr, onnxruntime)."""
