@@ -1,0 +1,1 @@
+"""Shipped models (package data): ``<name>.onnx`` + ``<name>.onnx.json``, ``registry.json``."""
