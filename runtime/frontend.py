@@ -120,19 +120,39 @@ class Frontend:
 
     def analyze(self, y: np.ndarray, sr: int) -> Features:
         """Like ``__call__`` but also returns the silent flags, window starts and frame count."""
+        y = self._prepare(y, sr)
+        stream = self.stream(self.config.sample_rate)
+        parts = [stream.push(y), stream.finish()]
+        return _concat(parts, stream.n_frames, self.config)
+
+    def mel(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """The pre-window harmonic and percussive mel spectrogram of a whole signal.
+
+        What the windows are cut from (before compression and normalisation); the
+        trainer caches it and cuts windows at random phases with :func:`cut_windows`.
+
+        Returns
+        -------
+        np.ndarray [shape=(2, n_mels, n_frames), dtype=float32]
+        """
+        y = self._prepare(y, sr)
+        stream = FrontendStream(self, self.config.sample_rate, keep_mel=True)
+        stream.push(y)
+        stream.finish()
+        return stream._mel[:, :, : stream.n_frames]
+
+    def stream(self, sr: int | None = None) -> FrontendStream:
+        """A push-based stream for audio that arrives in chunks at rate ``sr``."""
+        return FrontendStream(self, sr if sr is not None else self.config.sample_rate)
+
+    def _prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
         y = np.asarray(y)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
             raise ParameterError(f"samples must be a 1-D float array, got {y.dtype} {y.shape}")
         if int(sr) != self.config.sample_rate:
             # One-shot resampling of a whole array (streams use soxr.ResampleStream).
             y = soxr.resample(y.astype(np.float32, copy=False), int(sr), self.config.sample_rate, quality="HQ")
-        stream = self.stream(self.config.sample_rate)
-        parts = [stream.push(y), stream.finish()]
-        return _concat(parts, stream.n_frames, self.config)
-
-    def stream(self, sr: int | None = None) -> FrontendStream:
-        """A push-based stream for audio that arrives in chunks at rate ``sr``."""
-        return FrontendStream(self, sr if sr is not None else self.config.sample_rate)
+        return y
 
     def iter_windows(self, chunks: Iterable[np.ndarray], sr: int | None = None) -> Iterator[Features]:
         """Feed chunks, yield windows as soon as they are complete (memory independent of length)."""
@@ -154,8 +174,9 @@ class FrontendStream:
     State is bounded: a few blocks of frames, whatever the input length.
     """
 
-    def __init__(self, frontend: Frontend, sr: int):
+    def __init__(self, frontend: Frontend, sr: int, *, keep_mel: bool = False):
         self.fe = frontend
+        self._keep_mel = keep_mel
         c = frontend.config
         self.c = c
         self._resampler = None
@@ -299,32 +320,57 @@ class FrontendStream:
         while self._next_window * wh + wf <= mel_end:
             starts.append(self._next_window * wh)
             self._next_window += 1
-        tail_padded = False
         if final:
-            n = total
-            if n < wf:
-                starts = [0]
-                tail_padded = True
-            else:
-                n_full = 1 + (n - wf) // wh
-                uncovered = n - ((n_full - 1) * wh + wf)
-                if uncovered >= max(1, wh // 2):
-                    starts.append(n - wf)
-        windows = np.empty((len(starts), 2, c.n_mels, wf), dtype=np.float32)
-        for i, s in enumerate(starts):
-            seg = self._mel[:, :, s - self._mel0 : s - self._mel0 + wf]
-            if tail_padded:
-                windows[i] = 0.0
-                windows[i, :, :, : seg.shape[2]] = seg
-            else:
-                windows[i] = seg
-        silent = _normalise(windows, c)
+            # Every full window is out by now; what remains is the tail (or the only, padded, window).
+            starts += [int(v) for v in window_starts(total, c)[self._next_window :]]
+        windows, silent = cut_windows(self._mel, np.asarray(starts, dtype=np.int64) - self._mel0, c)
         # Keep the frames a later window (or the end-aligned tail) may still need.
         keep_from = max(self._mel0, min(self._next_window * wh, mel_end - wf))
-        if keep_from > self._mel0:
+        if keep_from > self._mel0 and not self._keep_mel:
             self._mel = self._mel[:, :, keep_from - self._mel0 :]
             self._mel0 = keep_from
         return Features(windows, silent, np.asarray(starts, dtype=np.int64), self._n_frames)
+
+
+def window_starts(n_frames: int, c: FrontendConfig) -> np.ndarray:
+    """First frame of every window of a signal of ``n_frames`` STFT frames.
+
+    Full windows every ``window_hop`` frames; a clip shorter than one window gets
+    one (zero-padded) window at 0; an end-aligned tail window is added when the
+    frames no full window covers number at least ``window_hop // 2``.
+    """
+    wf, wh = c.window_frames, c.window_hop
+    if n_frames < wf:
+        return np.zeros(1, dtype=np.int64)
+    n_full = 1 + (n_frames - wf) // wh
+    starts = list(range(0, n_full * wh, wh))
+    if n_frames - ((n_full - 1) * wh + wf) >= max(1, wh // 2):
+        starts.append(n_frames - wf)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def cut_windows(mel: np.ndarray, starts: np.ndarray, c: FrontendConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Cut, compress and max-normalise windows from a pre-window mel spectrogram.
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(2, n_mels, n_frames)]
+        Harmonic and percussive mel bands (``Frontend.mel``), before compression.
+    starts : np.ndarray [shape=(n,), int]
+        First frame of each window; frames past the end are zeros.
+    c : FrontendConfig
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(n, 2, n_mels, window_frames), float32]
+    silent : np.ndarray [shape=(n,), bool]
+    """
+    wf = c.window_frames
+    windows = np.zeros((len(starts), 2, c.n_mels, wf), dtype=np.float32)
+    for i, s in enumerate(starts):
+        seg = mel[:, :, s : s + wf]
+        windows[i, :, :, : seg.shape[2]] = seg
+    return windows, _normalise(windows, c)
 
 
 def _reflect(v: np.ndarray, n: int) -> np.ndarray:

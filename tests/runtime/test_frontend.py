@@ -140,3 +140,17 @@ def test_from_card_uses_the_card_fields():
     fe = Frontend.from_card(card)
     assert fe.config == card.frontend
     assert dataclasses.asdict(fe.config)["n_mels"] == 84
+
+
+def test_windows_cut_from_the_mel_equal_the_frontend_windows(frontend):
+    from mirtag.runtime.frontend import cut_windows, window_starts
+
+    y = music_like(22050, 17.0, seed=4)
+    feats = frontend.analyze(y, 22050)
+    mel = frontend.mel(y, 22050)
+    assert mel.shape == (2, 84, feats.n_frames)
+    starts = window_starts(feats.n_frames, frontend.config)
+    assert starts.tolist() == feats.starts.tolist()
+    windows, silent = cut_windows(mel, starts, frontend.config)
+    np.testing.assert_array_equal(windows, feats.windows)
+    np.testing.assert_array_equal(silent, feats.silent)
