@@ -1,0 +1,472 @@
+"""Classifier training: config, data, masked multi-head losses, checkpoints, selection, export.
+
+One run lives in a folder (``out_dir``): ``config.json`` (the resolved config),
+``last.pt`` / ``best.pt`` checkpoints (model, optimiser, epoch, history; loaded
+with ``weights_only=True``), ``history.jsonl`` (per-epoch metrics), and, after
+training, ``thresholds.json``, ``report.json``/``report.md`` and ``export/``
+(the ONNX model and its card). ``--resume`` continues from ``last.pt``.
+
+Features are the runtime frontend's pre-window mel spectrograms (cached on disk
+by :class:`~mirtag.trainer.data.FeatureCache`); each epoch cuts every training
+clip into windows at a random phase (the time-shift augmentation) from its
+clean or one of its noisy variants, with the runtime's own ``cut_windows``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mirtag.runtime.card import FrontendConfig, Head
+from mirtag.runtime.errors import MirtagError, ParameterError
+from mirtag.runtime.frontend import cut_windows, window_starts
+
+from . import data as D
+from . import metrics as M
+from . import require_torch
+
+_LOGGER = logging.getLogger(__name__)
+
+SOFTMAX_HEADS = ("quadrant",)
+QUADRANT_DESCRIPTIONS = {"Q1": "happy/excited", "Q2": "angry/tense", "Q3": "sad/depressed", "Q4": "calm/relaxed"}
+EMOTIFY_GENRES = ("Classical", "Electronic", "Pop/Rock")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (TOML sections ``run``, ``data``, ``frontend``, ``model``, ``train``)."""
+
+    name: str = "mirtag-tagger"
+    version: str = "1.0.0"
+    seed: int = 0
+    out_dir: str = "runs/tagger"
+    # data
+    datasets: tuple[str, ...] = ("4q", "emotify", "esc50")
+    cache_dir: str = "cache/features"
+    workers: int = 2
+    noise_variants: int = 2
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    min_genre: int = 30
+    min_mood: int = 25
+    heads: tuple[str, ...] = ("genre", "quadrant", "moods", "music", "emotions")
+    # model
+    arch: str = "cnn"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    dropout: float = 0.3
+    # optimisation
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 8
+    clean_prob: float = 0.5
+    noise_repeat: int = 4
+    """How often each non-music (ESC-50) training clip is seen per epoch (class balance)."""
+    threads: int = 2
+    head_weights: dict[str, float] = field(default_factory=lambda: {"music": 0.5, "emotions": 0.5})
+    max_clips: int = 0
+    """Use only this many clips per dataset (0 = all): for smoke tests."""
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:
+        """Read a TOML config (flat keys inside any section) and apply overrides."""
+        values: dict[str, Any] = {}
+        fe: dict[str, Any] = {}
+        if path is not None:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+            for section, table in doc.items():
+                if not isinstance(table, dict):
+                    values[section] = table
+                elif section == "frontend":
+                    fe.update(table)
+                else:
+                    values.update(table)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ParameterError(f"unknown config keys: {sorted(unknown)}")
+        for key in ("datasets", "snr_db", "heads", "channels"):
+            if key in values:
+                values[key] = tuple(values[key])
+        for key in ("hpss_kernel", "hpss_margin", "channels"):
+            if key in fe:
+                fe[key] = tuple(fe[key])
+        return cls(frontend=FrontendConfig(**fe), **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["frontend"] = dataclasses.asdict(self.frontend)
+        return d
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Split:
+    """Clips of one split with their targets, masks and cached mel spectrograms."""
+
+    clips: list
+    targets: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    mels: list[list[np.ndarray]]  # per clip: [clean, noisy_1, ...] (2, n_mels, T) float16 memmaps
+
+
+def load_clips(cfg: TrainConfig, root: Path) -> list:
+    readers = {"4q": D.read_4q, "emotify": D.read_emotify, "esc50": D.read_esc50}
+    clips = []
+    for name in cfg.datasets:
+        if name not in readers:
+            raise ParameterError(f"unknown dataset {name!r} (have {sorted(readers)})")
+        got = readers[name](root)
+        if cfg.max_clips:
+            rng = np.random.default_rng(cfg.seed)
+            got = [got[i] for i in sorted(rng.choice(len(got), min(cfg.max_clips, len(got)), replace=False))]
+        clips += got
+    return clips
+
+
+def assign_splits(clips: list, cfg: TrainConfig) -> dict[str, str]:
+    """Committed splits where they exist (the real data), computed ones otherwise (tests)."""
+    out: dict[str, str] = {}
+    for name in {c.dataset for c in clips}:
+        subset = [c for c in clips if c.dataset == name]
+        try:
+            committed = D.read_splits(name)
+        except MirtagError:
+            committed = {}
+        if committed and all(c.key in committed for c in subset):
+            out.update({c.key: committed[c.key] for c in subset})
+        else:
+            _LOGGER.info("%s: no committed split covers these clips; splitting with seed %d", name, cfg.seed)
+            out.update(D.make_splits(subset, seed=cfg.seed))
+    return out
+
+
+def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], None] | None = None):
+    """Read clips, split, build the taxonomy, plan augments and fill the feature cache.
+
+    Returns
+    -------
+    taxonomy : dict head -> labels
+    splits : dict split name -> Split
+    """
+    clips = load_clips(cfg, root)
+    split_of = assign_splits(clips, cfg)
+    taxonomy = D.build_taxonomy(clips, cfg.min_genre, cfg.min_mood)
+    taxonomy = {h: labels for h, labels in taxonomy.items() if h in cfg.heads and labels}
+    noise = [c for c in clips if not c.music and split_of[c.key] == "train"]
+    train = [c for c in clips if split_of[c.key] == "train"]
+    plans = D.plan_augments(train, noise, cfg.noise_variants if noise else 0, cfg.seed, tuple(cfg.snr_db))
+    for c in clips:
+        plans.setdefault(c.key, [D.CLEAN])
+    cache = D.FeatureCache(cfg.cache_dir, cfg.frontend)
+    stats = cache.compute([(c, a) for c in clips for a in plans[c.key]], root, cfg.workers, progress)
+    failed = {key for key, _ in stats.failures}
+    out = {}
+    for name in ("train", "validation", "test"):
+        members = [c for c in clips if split_of[c.key] == name and c.key not in failed]
+        targets, masks = D.encode_targets(members, taxonomy)
+        mels = [[cache.load(c, a, root) for a in plans[c.key] if cache.has(c, a, root)] for c in members]
+        out[name] = Split(members, targets, masks, mels)
+    return taxonomy, out
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def epoch_windows(split: Split, cfg: TrainConfig, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """(clip, variant, start) of every training window of one epoch, shuffled.
+
+    Each clip is cut at a random phase (time shift) from its clean version with
+    probability ``clean_prob``, else from one of its noisy variants.
+    """
+    c = cfg.frontend
+    items = []
+    for i, variants in enumerate(split.mels):
+        repeat = 1 if split.clips[i].music else cfg.noise_repeat
+        for _ in range(repeat):
+            v = 0 if len(variants) == 1 or rng.random() < cfg.clean_prob else int(rng.integers(1, len(variants)))
+            n = variants[v].shape[2]
+            if n <= c.window_frames:
+                starts = [0]
+            else:
+                phase = int(rng.integers(0, min(c.window_hop, n - c.window_frames + 1)))
+                starts = range(phase, n - c.window_frames + 1, c.window_hop)
+            items += [(i, v, s) for s in starts]
+    rng.shuffle(items)
+    return items
+
+
+def make_batch(split: Split, items, cfg: TrainConfig):
+    """Windows (B, 2, n_mels, F) float32 and per-head targets/masks for ``items``."""
+    c = cfg.frontend
+    x = np.empty((len(items), 2, c.n_mels, c.window_frames), np.float32)
+    for b, (i, v, s) in enumerate(items):
+        mel = np.asarray(split.mels[i][v][:, :, s : s + c.window_frames], dtype=np.float32)
+        x[b] = cut_windows(mel, np.zeros(1, np.int64), c)[0][0]
+    idx = np.fromiter((i for i, _, _ in items), np.int64, len(items))
+    return x, {h: t[idx] for h, t in split.targets.items()}, {h: m[idx] for h, m in split.masks.items()}
+
+
+def standard_windows(split: Split, cfg: TrainConfig, variant: int = 0):
+    """The windows the runtime would cut (clean unless ``variant``), and their clip index."""
+    xs, owner = [], []
+    for i, variants in enumerate(split.mels):
+        mel = np.asarray(variants[variant], dtype=np.float32)
+        w, _ = cut_windows(mel, window_starts(mel.shape[2], cfg.frontend), cfg.frontend)
+        xs.append(w)
+        owner.append(np.full(len(w), i))
+    return np.concatenate(xs), np.concatenate(owner)
+
+
+# --------------------------------------------------------------------------- losses and prediction
+
+
+def masked_loss(logits: dict, targets: dict, masks: dict, kinds: dict, weights: dict):
+    """Sum over heads of each head's masked loss (sigmoid: BCE per label; softmax: CE per row)."""
+    torch = require_torch()
+    F = torch.nn.functional
+    total = 0.0
+    parts = {}
+    for h, z in logits.items():
+        t, m = targets[h], masks[h]
+        if kinds[h] == "softmax":
+            rows = m.amax(dim=1) > 0
+            if not rows.any():
+                continue
+            loss = -(t[rows] * F.log_softmax(z[rows], dim=1)).sum(dim=1).mean()
+        else:
+            if m.sum() == 0:
+                continue
+            loss = (F.binary_cross_entropy_with_logits(z, t, reduction="none") * m).sum() / m.sum()
+        parts[h] = float(loss.detach())
+        total = total + weights.get(h, 1.0) * loss
+    return total, parts
+
+
+def predict(model, x: np.ndarray, kinds: dict, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Window probabilities per head (eval mode, no grad)."""
+    torch = require_torch()
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {h: [] for h in kinds}
+    with torch.no_grad():
+        for s in range(0, len(x), batch_size):
+            logits = model(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])))
+            for h, z in logits.items():
+                p = torch.softmax(z, dim=1) if kinds[h] == "softmax" else torch.sigmoid(z)
+                outs[h].append(p.numpy())
+    return {h: np.concatenate(v) for h, v in outs.items()}
+
+
+def track_probs(split: Split, cfg: TrainConfig, model, kinds: dict, variant: int = 0):
+    x, owner = standard_windows(split, cfg, variant)
+    probs = predict(model, x, kinds)
+    n = len(split.clips)
+    return {h: M.track_level(p, owner, n) for h, p in probs.items()}, probs, owner
+
+
+def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarray, taxonomy: dict, ci: bool = False) -> dict:
+    """The numbers the issue asks for, on one split (track level)."""
+    res: dict[str, Any] = {}
+    datasets = np.array([c.dataset for c in split.clips])
+
+    def maybe_ci(fn, *arrays):
+        if not ci:
+            v = fn(*arrays)
+            return float(v[0] if isinstance(v, tuple) else v)
+        point, lo, hi = M.bootstrap_ci(fn, *arrays, n_boot=1000, seed=0)
+        return {"value": point, "low": lo, "high": hi}
+
+    if "quadrant" in probs:
+        rows = split.masks["quadrant"].max(axis=1) > 0
+        if rows.any():
+            y = split.targets["quadrant"][rows].argmax(axis=1)
+            p = probs["quadrant"][rows]
+            votes = M.track_votes(window_probs["quadrant"], owner, len(split.clips))[rows]
+            res["quadrant_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, p)
+            res["quadrant_accuracy_vote"] = maybe_ci(M.accuracy, y, votes)
+            cm = M.confusion_matrix(y, p.argmax(axis=1), 4)
+            prf = M.precision_recall_f1(cm)
+            res["quadrant_macro_f1"] = prf["macro_f1"]
+            res["quadrant_weighted_f1"] = prf["weighted_f1"]
+            res["quadrant_confusion"] = cm.tolist()
+    if "genre" in probs:
+        lab = taxonomy["genre"]
+        res["genre_macro_roc_auc"] = maybe_ci(
+            lambda Y, S, Mk: M.macro_auc(Y, S, Mk, min_positives=5)[0], split.targets["genre"], probs["genre"], split.masks["genre"])
+        res["genre_macro_pr_auc"] = M.macro_auc(split.targets["genre"], probs["genre"], split.masks["genre"], 5, kind="pr")[0]
+        emo = datasets == "emotify"
+        if emo.any() and all(g in lab for g in EMOTIFY_GENRES):
+            cols = [lab.index(g) for g in EMOTIFY_GENRES]
+            y = split.targets["genre"][emo][:, cols].argmax(axis=1)
+            res["emotify_genre_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, probs["genre"][emo][:, cols])
+    if "moods" in probs:
+        res["moods_macro_roc_auc"] = maybe_ci(
+            lambda Y, S, Mk: M.macro_auc(Y, S, Mk, min_positives=5)[0], split.targets["moods"], probs["moods"], split.masks["moods"])
+        res["moods_macro_pr_auc"] = M.macro_auc(split.targets["moods"], probs["moods"], split.masks["moods"], 5, kind="pr")[0]
+    if "music" in probs:
+        y = split.targets["music"][:, 0]
+        if 0 < y.sum() < len(y):
+            res["music_roc_auc"] = maybe_ci(M.roc_auc, y, probs["music"][:, 0])
+    if "emotions" in probs:
+        rows = split.masks["emotions"].max(axis=1) > 0
+        if rows.any():
+            err = np.abs(probs["emotions"][rows] - split.targets["emotions"][rows]).mean()
+            res["emotions_mae"] = float(err)
+    return res
+
+
+def selection_score(m: dict) -> float:
+    """What early stopping and checkpoint selection maximise: the mean of the target metrics present."""
+    keys = ["quadrant_accuracy", "genre_macro_roc_auc", "moods_macro_roc_auc", "emotify_genre_accuracy", "music_roc_auc"]
+    vals = [m[k]["value"] if isinstance(m.get(k), dict) else m.get(k) for k in keys]
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False, reporter=None) -> Path:
+    """Train, select on validation, tune thresholds, report on test, export. Returns the run folder.
+
+    ``reporter`` is an optional object with ``stage(text)``, ``progress(done, total)``
+    and ``epoch(dict)`` methods (the CLI's rich display); logging is used otherwise.
+    """
+    torch = require_torch()
+    from .export import export_classifier
+    from .models import Classifier, ModelConfig, count_parameters
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last, best = out / "last.pt", out / "best.pt"
+    if resume and (out / "config.json").is_file():
+        saved = json.loads((out / "config.json").read_text())
+        if saved != json.loads(json.dumps(cfg.to_dict())):
+            _LOGGER.warning("resuming with a config that differs from the run's config.json")
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    rng = np.random.default_rng(cfg.seed)
+    say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
+
+    say("features: reading clips and filling the cache")
+    taxonomy, splits = prepare_data(cfg, data_root, reporter.progress if reporter else None)
+    kinds = {h: ("softmax" if h in SOFTMAX_HEADS else "sigmoid") for h in taxonomy}
+    train, val = splits["train"], splits["validation"]
+    say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
+        + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
+
+    model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
+                                   heads={h: len(v) for h, v in taxonomy.items()}))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    start, best_score, stale, history = 0, -math.inf, 0, []
+    if resume and last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start, best_score, stale = int(ck["epoch"]) + 1, float(ck["best_score"]), int(ck["stale"])
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        rng = np.random.default_rng([cfg.seed, start])
+        torch.manual_seed(cfg.seed + start)
+        say(f"resumed at epoch {start} (best score so far {best_score:.4f})")
+    say(f"model: {cfg.arch} {tuple(cfg.channels)}, {count_parameters(model):,} parameters")
+
+    val_x, val_owner = standard_windows(val, cfg)
+    for epoch in range(start, cfg.epochs):
+        if stale >= cfg.patience:
+            break
+        t0 = time.time()
+        model.train()
+        items = epoch_windows(train, cfg, rng)
+        n_batches = math.ceil(len(items) / cfg.batch_size)
+        running = 0.0
+        for b in range(n_batches):
+            x, t, m = make_batch(train, items[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg)
+            logits = model(torch.from_numpy(x))
+            loss, _ = masked_loss(logits, {h: torch.from_numpy(v) for h, v in t.items()},
+                                  {h: torch.from_numpy(v) for h, v in m.items()}, kinds, cfg.head_weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running += float(loss.detach())
+            if reporter:
+                reporter.progress(b + 1, n_batches)
+        sched.step()
+        wp = predict(model, val_x, kinds)
+        probs = {h: M.track_level(p, val_owner, len(val.clips)) for h, p in wp.items()}
+        vm = head_metrics(val, probs, wp, val_owner, taxonomy)
+        score = selection_score(vm)
+        row = {"epoch": epoch, "loss": running / max(1, n_batches), "score": score, "seconds": time.time() - t0,
+               **{k: v for k, v in vm.items() if isinstance(v, float)}}
+        history.append(row)
+        improved = score > best_score
+        if improved:
+            best_score, stale = score, 0
+            torch.save({"model": model.state_dict(), "epoch": epoch, "score": score}, best)
+        else:
+            stale += 1
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "epoch": epoch, "best_score": best_score, "stale": stale}, last)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if reporter:
+            reporter.epoch(row | {"best": improved})
+        else:
+            _LOGGER.info("epoch %d: %s", epoch, json.dumps(row))
+
+    say("selecting the best checkpoint, tuning thresholds on validation")
+    ck = torch.load(best, map_location="cpu", weights_only=True)
+    model.load_state_dict(ck["model"])
+    vp, vwp, vo = track_probs(val, cfg, model, kinds)
+    thresholds = {h: M.tune_thresholds(val.targets[h], vp[h], val.masks[h]).tolist()
+                  for h in taxonomy if kinds[h] == "sigmoid"}
+    (out / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
+
+    say("evaluating on test (bootstrap 95 % intervals)")
+    test = splits["test"]
+    tp, twp, to = track_probs(test, cfg, model, kinds)
+    report = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
+              "validation": head_metrics(val, vp, vwp, vo, taxonomy),
+              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True)}
+    M.write_report(report, out)
+
+    say("exporting to ONNX")
+    heads = []
+    for h, labels in taxonomy.items():
+        thr = {lab: round(float(v), 3) for lab, v in zip(labels, thresholds[h])} if h in thresholds else None
+        desc = QUADRANT_DESCRIPTIONS if h == "quadrant" else None
+        heads.append(Head(h, kinds[h], tuple(labels), descriptions=desc, thresholds=thr))
+    x_parity = standard_windows(test, cfg)[0][:8] if test.clips else None
+    export_classifier(
+        model, out_dir=out / "export", name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
+        provenance={"trainer": "mirtag train classifier", "git_commit": _git_commit(), "config": cfg.to_dict(),
+                    "best_epoch": int(ck["epoch"]), "validation_score": float(ck["score"]),
+                    "test": report["test"], "data": sorted(cfg.datasets)},
+        parity_inputs=x_parity, state_dict_file=f"{cfg.name}.pt",
+    )
+    return out
