@@ -1,0 +1,137 @@
+"""A tiny end-to-end run: synthetic clips -> features -> train one epoch -> export -> tag (needs torch)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import music_like
+
+pytestmark = pytest.mark.train
+torch = pytest.importorskip("torch", reason="the trainer tests need the train extra (torch)")
+pytest.importorskip("onnx", reason="the trainer tests need the train extra (onnx)")
+
+SR = 22050
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+EMOTIONS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power", "joyful_activation", "tension", "sadness")
+
+
+def _csv(path: Path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _audio(path: Path, y):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, SR, format="OGG", subtype="VORBIS")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """4Q-, Emotify- and ESC-50-like data with real (synthetic) audio, in the real layouts."""
+    root = tmp_path_factory.mktemp("data")
+    rows = []
+    for i in range(24):
+        q = QUADRANTS[i % 4]
+        f = f"4q/audio/{q}/MT{i:06d}.ogg"
+        _audio(root / f, music_like(SR, 3.5, seed=i))
+        rows.append([f, f"MT{i:06d}", q, f"Artist {i}", f"Song {i}", "Pop/Rock;Jazz" if i % 3 else "Jazz", "calm;happy" if i % 2 else "tense"])
+    _csv(root / "4q" / "4q.csv", ["file", "song_id", "quadrant", "artist", "title", "allmusic_genres", "moods"], rows)
+    emo = []
+    for i in range(8):
+        g = ("classical", "electronic", "pop", "rock")[i % 4]
+        f = f"emotify/audio/{g}/{i}.ogg"
+        _audio(root / f, music_like(SR, 3.5, seed=100 + i))
+        emo.append([f, i, g, 10, *[round(((i + k) % 10) / 10, 2) for k in range(9)]])
+    _csv(root / "emotify" / "emotify.csv", ["file", "track_id", "genre", "n_annotators", *(f"frac_{e}" for e in EMOTIONS)], emo)
+    esc = []
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        for k in range(2):
+            f = f"esc50/audio/{k}-{c}-A-{c}.ogg"
+            _audio(root / f, (0.2 * rng.standard_normal(SR * 2)).astype(np.float32))
+            esc.append([f, f"cat{c}", c, k + 1, "False"])
+    _csv(root / "esc50" / "esc50.csv", ["file", "category", "target", "fold", "esc10"], esc)
+    return root
+
+
+def _config(tmp_path, **kw):
+    from mirtag.trainer.train import TrainConfig
+
+    base = dict(name="tiny-trained", version="0.1.0", out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+                workers=1, noise_variants=1, min_genre=1, min_mood=1, channels=(4, 8), epochs=1, batch_size=16,
+                threads=1, patience=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_export_and_tag_end_to_end(data_root, tmp_path):
+    from mirtag.runtime import Tagger
+    from mirtag.runtime.card import load_card
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path), data_root)
+    export = run / "export"
+    assert sorted(p.name for p in export.iterdir()) == ["tiny-trained.onnx", "tiny-trained.onnx.json", "tiny-trained.pt"]
+    assert not list(run.rglob("*.onnx.data")), "weights must stay inside the .onnx"
+    card = load_card(export / "tiny-trained.onnx")
+    assert [h.name for h in card.heads] == ["genre", "quadrant", "moods", "music", "emotions"]
+    assert card.head("quadrant").kind == "softmax" and card.head("quadrant").descriptions["Q3"] == "sad/depressed"
+    assert set(card.head("genre").thresholds) == set(card.head("genre").labels)
+    assert card.provenance["export"]["parity_max_abs_diff"] <= 1e-3
+    assert card.provenance["state_dict"]["sha256"]
+    report = json.loads((run / "report.json").read_text())
+    assert "quadrant_accuracy" in report["test"] and "value" in report["test"]["quadrant_accuracy"]
+    assert (run / "report.md").read_text().startswith("#")
+
+    tagger = Tagger.load(export / "tiny-trained.onnx", device="cpu")
+    result = tagger.tag_file(data_root / "4q/audio/Q1/MT000000.ogg")
+    assert set(result.heads) == {"genre", "quadrant", "moods", "music", "emotions"}
+    assert abs(sum(result.heads["quadrant"].values()) - 1.0) < 1e-4
+    assert result.embedding is not None and result.embedding.shape == (16,)
+
+
+def test_resume_continues_from_the_last_checkpoint(data_root, tmp_path):
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path, epochs=1), data_root)
+    first = json.loads((run / "history.json").read_text())
+    run = train_classifier(_config(tmp_path, epochs=2), data_root, resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert history[0] == first[0], "epoch 0 was not redone"
+
+
+def test_export_cli_installs_into_a_model_folder(data_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from mirtag.cli.main import app
+    from mirtag.runtime import Tagger
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path), data_root)
+    models = tmp_path / "models"
+    result = CliRunner().invoke(app, ["export", str(run), "--out", str(models)])
+    assert result.exit_code == 0, result.output
+    registry = json.loads((models / "registry.json").read_text())
+    assert registry["default"]["classifier"] == "tiny-trained"
+    assert Tagger.load(models, device="cpu").card.name == "tiny-trained"
+
+
+def test_missing_torch_gives_the_install_command(monkeypatch):
+    import sys
+
+    from mirtag.runtime.errors import MissingDependencyError
+    from mirtag.trainer import require_torch
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install torch==2\.13\.0"):
+        require_torch()
