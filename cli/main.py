@@ -158,6 +158,23 @@ def train_classifier_cmd(
     err.print(f"run folder: {run}  (report.md, export/)")
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder (uses its best.pt and config.json).")],
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
+    domain_limit: Annotated[Optional[int], typer.Option(help="Re-encode at most this many test clips for the domain-shift check.")] = None,
+) -> None:
+    """Test-split report with bootstrap intervals, a noise-robustness table and a domain-shift check."""
+    from mirtag.trainer import require_torch
+
+    require_torch()
+    from mirtag.trainer.data import data_root as resolve_root
+    from mirtag.trainer.evaluate import evaluate_run
+
+    evaluate_run(run_dir, resolve_root(data_root), domain_limit=domain_limit)
+    err.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.json'}")
+
+
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (its export/ subfolder is used).")],

@@ -107,6 +107,19 @@ class TrainConfig:
                 fe[key] = tuple(fe[key])
         return cls(frontend=FrontendConfig(**fe), **values)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict` (a run's ``config.json``)."""
+        d = dict(d)
+        fe = dict(d.pop("frontend", {}))
+        for key in ("hpss_kernel", "hpss_margin", "channels"):
+            if key in fe:
+                fe[key] = tuple(fe[key])
+        for key in ("datasets", "snr_db", "heads", "channels"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(frontend=FrontendConfig(**fe), **d)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["frontend"] = dataclasses.asdict(self.frontend)
@@ -331,6 +344,17 @@ def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarra
     return res
 
 
+def write_confusion(section: dict, labels, out_dir: Path, stem: str = "confusion_quadrant") -> None:
+    """Move ``quadrant_confusion`` out of a report section into CSV and PNG files beside the report."""
+    cm = section.pop("quadrant_confusion", None)
+    if cm is None:
+        return
+    cm = np.asarray(cm)
+    M.confusion_csv(cm, labels, out_dir / f"{stem}.csv")
+    M.confusion_png(cm, labels, out_dir / f"{stem}.png", "Quadrant, test split (track level)")
+    section["quadrant_confusion_files"] = f"{stem}.csv, {stem}.png"
+
+
 def selection_score(m: dict) -> float:
     """What early stopping and checkpoint selection maximise: the mean of the target metrics present."""
     keys = ["quadrant_accuracy", "genre_macro_roc_auc", "moods_macro_roc_auc", "emotify_genre_accuracy", "music_roc_auc"]
@@ -453,6 +477,8 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     report = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
               "validation": head_metrics(val, vp, vwp, vo, taxonomy),
               "test": head_metrics(test, tp, twp, to, taxonomy, ci=True)}
+    report["validation"].pop("quadrant_confusion", None)
+    write_confusion(report["test"], taxonomy["quadrant"], out)
     M.write_report(report, out)
 
     say("exporting to ONNX")

@@ -135,3 +135,17 @@ def test_missing_torch_gives_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingDependencyError, match=r"pip install torch==2\.13\.0"):
         require_torch()
+
+
+def test_evaluate_writes_robustness_and_domain_shift(data_root, tmp_path):
+    from mirtag.trainer.evaluate import SNRS, evaluate_run
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path), data_root)
+    report = evaluate_run(run, data_root, domain_limit=2)
+    assert [row["snr_db"] for row in report["robustness"]] == ["clean", *SNRS]
+    assert "quadrant_accuracy_drop_points" in report["robustness"][1]
+    shift = report["domain_shift"]
+    assert shift["clips"] == 2 and 0.0 <= shift["mp3_top1_agreement"]["quadrant"] <= 1.0
+    assert (run / "confusion_quadrant.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "robustness" in (run / "report.md").read_text()
