@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 _LOGGER = logging.getLogger("mirtag")
 
@@ -95,6 +95,107 @@ def info() -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files.", show_default=False)],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with --out -).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option(min=1, help="Decoder/frontend worker processes.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = 64,
+    top_k: Annotated[Optional[int], typer.Option(min=1, help="At most K labels in each head's top list.")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Threshold for the top lists (default: the card's per-label thresholds).")] = None,
+    include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to scan (repeatable); replaces the audio-extension filter.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files to skip (repeatable).")] = None,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rescan everything, replacing the output.")] = False,
+    coverage: Annotated[str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")] = "full",
+    time_limit: Annotated[float, typer.Option(help="Seconds one file may take.")] = 600.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Tag every audio file under PATH... and write one row per file (resumable)."""
+    import time
+
+    from mirtag.runtime import rows as rows_mod
+    from mirtag.runtime.scan import Scanner, ScanSettings
+    from mirtag.runtime.walk import iter_audio_files
+
+    try:
+        fmt = rows_mod.format_of(out, fmt)
+        if out == "-" and fmt == "json":
+            raise rows_mod.OutputError("--out - supports csv and jsonl")
+        settings = ScanSettings(model=model, device=device, workers=workers, batch_size=batch_size, coverage=coverage,
+                                top_k=top_k, min_confidence=min_confidence, time_limit=time_limit)
+        if out != "-":
+            rows_mod.check_settings(Path(out), {"top_k": top_k, "min_confidence": min_confidence}, force)
+    except MirtagError as exc:
+        err.print(f"mirtag scan: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    t0 = time.monotonic()
+    files = list(iter_audio_files(paths, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks))
+    scanner = Scanner(settings)  # a model that cannot load is fatal (exit 1 via main)
+    card = scanner.card
+    keep: dict[str, dict] = {}
+    if out != "-" and not force:
+        for row in rows_mod.read_rows(out, fmt):
+            path = rows_mod.path_from_row(row)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if rows_mod.row_key(row) == (os.fsencode(path), st.st_size, st.st_mtime_ns, card.sha256, coverage):
+                keep[path] = row  # the last row of a path wins: one row per file
+    todo = [f for f in files if f not in keep]
+    skipped = len(files) - len(todo)
+    try:
+        writer = rows_mod.RowWriter(out, fmt, [h.name for h in card.heads], keep.values(),
+                                    None if out == "-" else {"top_k": top_k, "min_confidence": min_confidence})
+    except MirtagError:
+        scanner.close()
+        raise
+    if not quiet:
+        err.print(f"{card.ref} on {scanner.provider}; {len(todo)} files to scan, {skipped} already in {out}",
+                  markup=False, highlight=False)
+    counts = {"ok": 0, "error": 0}
+    audio_s = 0.0
+    complete = False
+    progress = None
+    try:
+        if not quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err, transient=True)
+            progress.start()
+            task = progress.add_task("scan", total=len(todo), last="")
+        for row in scanner.run(todo):
+            writer.write(row)
+            counts[row["status"]] += 1
+            audio_s += row["duration_s"] or 0.0
+            if row["status"] == "error":
+                _LOGGER.warning("%s: %s", row["path"], row["error"])
+            if progress is not None:
+                progress.update(task, advance=1, last=os.path.basename(row["path"])[-40:])
+        complete = True
+    except KeyboardInterrupt:
+        err.print("interrupted: rows written so far are kept; run the same command to resume")
+        raise typer.Exit(130) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+        scanner.close()
+        writer.close(complete=complete)
+    wall = time.monotonic() - t0
+    if not quiet:
+        xrt = f", {audio_s / wall:,.0f}x real time" if wall > 0 and audio_s else ""
+        err.print(f"done: {counts['ok']} ok, {counts['error']} error, {skipped} skipped in {wall:.1f} s{xrt} "
+                  f"({scanner.provider})", markup=False, highlight=False)
+    if strict and counts["error"]:
+        raise typer.Exit(1)
 
 
 train_app = typer.Typer(help="Train models (needs the train extra: torch, onnx, onnxscript).", no_args_is_help=True)

@@ -453,7 +453,7 @@ def _open(path):
             raise UnsupportedFormatError(p, f"{ext} files need PyAV; {_INSTALL_AV}")
         return _AvDecoder(p, av)
     try:
-        f = sf.SoundFile(p)
+        f = sf.SoundFile(os.fsencode(p))  # bytes: any file name, UTF-8 or not
     except _SF_ERRORS as err:
         reason = _condense(err)
         code = getattr(err, "code", None)
@@ -553,7 +553,7 @@ class _SfDecoder:
             return self.frames
         total = 0
         try:
-            with sf.SoundFile(self.path) as g:
+            with sf.SoundFile(os.fsencode(self.path)) as g:
                 buf = np.empty((_LOAD_BLOCK_FRAMES, g.channels), dtype=np.float32)
                 while True:
                     n = len(g.read(out=buf))
@@ -592,7 +592,7 @@ class _SfDecoder:
             _LOGGER.debug("%s: seek to frame %d failed (%s); skipping by decoding", self.path, start, _condense(err))
         self.close()
         try:
-            self._f = sf.SoundFile(self.path)
+            self._f = sf.SoundFile(os.fsencode(self.path))
         except _SF_ERRORS as err:
             raise self._corrupt(err) from err
         self._skip(start, 0, offset)
