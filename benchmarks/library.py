@@ -11,7 +11,7 @@ hi-hats, noise). Files are written block by block (30 s at a time), so even the
     main/mixed/     FLAC of 30 s - 2 min and the 10-min files (MP3 + FLAC)
     long/           one long MP3 (60 min; 10 min with --quick), for the memory check
     warmup/         one 30-s FLAC for a warm-up scan (fills numba's cache)
-    manifest.json   what was built (written last: its presence means complete)
+    manifest.json   each finished file's spec and size (files are rebuilt only when they differ)
 
 Durations in the manifest are the nominal ones written (exact for FLAC; MP3
 decoders may add or drop encoder padding, a few ms).
@@ -147,30 +147,55 @@ def _manifest(tracks: list[TrackSpec], quick: bool) -> dict:
 
 
 def ensure_library(library: Path = DEFAULT_LIBRARY, quick: bool = False, log=print) -> Library:
-    """Build the library under ``library/<full|quick>`` unless a matching one is there."""
+    """Build the library under ``library/<full|quick>``, reusing every file already built.
+
+    The manifest records each finished file's spec and size; a file is rebuilt
+    only when it is missing, its spec changed or its size differs.
+    """
     root = Path(library) / ("quick" if quick else "full")
     tracks = library_spec(quick)
-    wanted = _manifest(tracks, quick)
     man_path = root / "manifest.json"
     try:
         have = json.loads(man_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        have = None
-    if have is not None and {k: v for k, v in have.items() if k != "sizes"} == wanted:
-        sizes = have.get("sizes", {})
-        if all((root / t.rel).is_file() and (root / t.rel).stat().st_size == sizes.get(t.rel) for t in tracks):
-            log(f"library: reusing {root}")
-            return Library(root, tracks)
-    log(f"library: building {root} ({sum(t.seconds for t in tracks) / 3600:.2f} h of audio, written once)")
-    man_path.unlink(missing_ok=True)
+        built = {t["rel"]: (t["seconds"], t["seed"], t["size"]) for t in have.get("built", [])}
+        if have.get("layout_version") != LAYOUT_VERSION:
+            built = {}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        built = {}
+
+    def is_built(t: TrackSpec) -> bool:
+        p = root / t.rel
+        return built.get(t.rel) == (t.seconds, t.seed, p.stat().st_size if p.is_file() else -1)
+
+    wanted = {t.rel for t in tracks}
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if p.is_file() and p.suffix in (".mp3", ".flac") and p.relative_to(root).as_posix() not in wanted:
+            log(f"library: removing {p} (not in this layout)")
+            p.unlink()
+    todo = [t for t in tracks if not is_built(t)]
+    if not todo:
+        log(f"library: reusing {root}")
+        return Library(root, tracks)
+    log(f"library: building {len(todo)} of {len(tracks)} files under {root} "
+        f"({sum(t.seconds for t in todo) / 3600:.2f} h of audio; cached for later runs)")
+    root.mkdir(parents=True, exist_ok=True)
+    done = [t for t in tracks if is_built(t)]
     t_all = time.perf_counter()
-    for t in tracks:
+
+    def save() -> None:
+        man = _manifest(tracks, quick)
+        man["built"] = [dict(asdict(t), size=(root / t.rel).stat().st_size) for t in done]
+        tmp = man_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(man, indent=1) + "\n")
+        os.replace(tmp, man_path)
+
+    for t in todo:
         path = root / t.rel
         t0 = time.perf_counter()
         write_track(path, t)
+        done.append(t)
+        save()
         log(f"  {t.rel}: {t.seconds / 60:.1f} min, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s")
-    wanted["sizes"] = {t.rel: (root / t.rel).stat().st_size for t in tracks}
-    man_path.write_text(json.dumps(wanted, indent=1) + "\n")
     log(f"library: built in {time.perf_counter() - t_all:.0f} s")
     return Library(root, tracks)
 
