@@ -34,8 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import music_like  # noqa: E402
-
 SR = 44100
 CHANNELS = 2
 BLOCK_S = 30.0  # a multiple of music_like's 0.5-s beat, so blocks join on the beat grid
@@ -119,6 +117,8 @@ def write_track(path: Path, spec: TrackSpec) -> None:
     """Write one file block by block (atomically: temp name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.{path.suffix.lstrip('.')}")
+    from tests.conftest import music_like  # imports pytest: only when building
+
     n_total = int(round(spec.seconds * SR))
     block = int(BLOCK_S * SR)
     try:

@@ -231,6 +231,9 @@ class _RichReporter:
         metrics = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "best") and isinstance(v, float))
         err.print(f"epoch {row['epoch']:3d} {metrics}{'  (best)' if row.get('best') else ''}", markup=False, highlight=False)
 
+    def line(self, text: str) -> None:
+        err.print(text, markup=False, highlight=False)
+
     def close(self) -> None:
         self.bar.stop()
 
@@ -257,6 +260,45 @@ def train_classifier_cmd(
     finally:
         reporter.close()
     err.print(f"run folder: {run}  (report.md, export/)")
+
+
+@train_app.command("generator")
+def train_generator_cmd(
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config (see configs/generator.toml).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out-dir", help="Run folder (overrides the config).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override the config's generator steps.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop with a checkpoint after this many minutes.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
+) -> None:
+    """Train the genre-map generator (WGAN-GP + MI with the frozen classifier) and export it to ONNX."""
+    import dataclasses
+    import tomllib
+
+    from mirtag.trainer import require_torch
+
+    require_torch()
+    from mirtag.trainer.data import data_root as resolve_root
+    from mirtag.trainer.gan import GanConfig, train_generator
+
+    values = {}
+    if config is not None:
+        with open(config, "rb") as fh:
+            for section in tomllib.load(fh).values():
+                values.update(section)
+    values.update({k: v for k, v in {"out_dir": out_dir, "steps": steps, "max_minutes": max_minutes}.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(GanConfig)}
+    if set(values) - known:
+        raise MirtagError(f"unknown generator config keys: {sorted(set(values) - known)}")
+    for key in ("gen_channels", "critic_channels"):
+        if key in values:
+            values[key] = tuple(values[key])
+    reporter = _RichReporter()
+    try:
+        run = train_generator(GanConfig(**values), resolve_root(data_root), resume=resume, reporter=reporter)
+    finally:
+        reporter.close()
+    err.print(f"run folder: {run}  (history.json, export/)")
 
 
 @app.command("evaluate")

@@ -34,8 +34,8 @@ class ExportError(MirtagError):
     """The exported graph failed its checks (checker or torch-vs-onnxruntime parity)."""
 
 
-def export_onnx(module, example: Any, path: Path, output_names: list[str]) -> Path:
-    """Export ``module`` with one dynamic-batch input named ``features``; weights inside the file."""
+def export_onnx(module, example: Any, path: Path, output_names: list[str], input_name: str = INPUT_NAME) -> Path:
+    """Export ``module`` with one dynamic-batch input (``features`` by default); weights inside the file."""
     torch = require_torch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,9 +48,9 @@ def export_onnx(module, example: Any, path: Path, output_names: list[str]) -> Pa
             (example,),
             dynamo=True,
             external_data=False,
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=output_names,
-            dynamic_shapes={INPUT_NAME: {0: batch}} if _first_arg(module) == INPUT_NAME else ({0: batch},),
+            dynamic_shapes=({0: batch},),
             opset_version=OPSET,
             verbose=False,
         )
@@ -67,20 +67,13 @@ def export_onnx(module, example: Any, path: Path, output_names: list[str]) -> Pa
     return path
 
 
-def _first_arg(module) -> str:
-    import inspect
-
-    params = list(inspect.signature(module.forward).parameters)
-    return params[0] if params else ""
-
-
-def check_parity(module, onnx_path: Path, inputs: np.ndarray, output_names: list[str]) -> float:
+def check_parity(module, onnx_path: Path, inputs: np.ndarray, output_names: list[str], input_name: str = INPUT_NAME) -> float:
     """Max abs difference between torch and onnxruntime (CPU); raises ExportError beyond tolerance."""
     torch = require_torch()
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(output_names, {INPUT_NAME: inputs.astype(np.float32)})
+    got = sess.run(output_names, {input_name: inputs.astype(np.float32)})
     module.eval()
     with torch.no_grad():
         want = module(torch.from_numpy(inputs.astype(np.float32)))

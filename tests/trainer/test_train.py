@@ -149,3 +149,37 @@ def test_evaluate_writes_robustness_and_domain_shift(data_root, tmp_path):
     assert shift["clips"] == 2 and 0.0 <= shift["mp3_top1_agreement"]["quadrant"] <= 1.0
     assert (run / "confusion_quadrant.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "robustness" in (run / "report.md").read_text()
+
+
+def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
+    import onnxruntime as ort
+
+    from mirtag.cli.main import app
+    from mirtag.runtime.card import load_card
+    from mirtag.trainer.gan import GanConfig, train_generator
+    from mirtag.trainer.train import train_classifier
+    from typer.testing import CliRunner
+
+    run = train_classifier(_config(tmp_path), data_root)
+    models = tmp_path / "models"
+    assert CliRunner().invoke(app, ["export", str(run), "--out", str(models)]).exit_code == 0
+    real = np.random.default_rng(0).random((64, 2, 84, 128)).astype(np.float16)
+    cfg = GanConfig(out_dir=str(tmp_path / "gan"), classifier=str(models), gen_channels=(8, 8, 4, 4),
+                    critic_channels=(4, 4, 8, 8), batch_size=4, steps=4, eval_every=2, eval_samples=16, threads=1)
+    gan = train_generator(cfg, data_root, real=real)
+    history = json.loads((gan / "history.json").read_text())
+    assert [h["step"] for h in history] == [2, 4]
+    assert {"wasserstein", "mi_loss", "tv", "generated"} <= set(history[0])
+    card = load_card(gan / "export" / "mirtag-genremap.onnx")
+    assert card.model_type == "generator" and card.generator.code_dims == 10
+    assert card.generator.classifier_sha256 == load_card(models).sha256
+    assert not list(gan.rglob("*.onnx.data"))
+    sess = ort.InferenceSession(str(card.onnx_path), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(1).uniform(-1, 1, (3, 128)).astype(np.float32)
+    (x,) = sess.run(["features"], {"z": z})
+    assert x.shape == (3, 2, 84, 128)
+    np.testing.assert_allclose(x.max(axis=(2, 3)), 1.0, atol=1e-4)
+    # resume continues from the last checkpoint
+    cfg.steps = 6
+    train_generator(cfg, data_root, real=real, resume=True)
+    assert [h["step"] for h in json.loads((gan / "history.json").read_text())] == [2, 4, 6]
