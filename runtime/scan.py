@@ -48,7 +48,7 @@ _LOGGER = logging.getLogger(__name__)
 KILL_HOOK_ENV = "MIRTAG_TEST_KILL_WORKER_ON"
 """Test hook: a worker that starts a file whose name contains this text kills itself (SIGKILL)."""
 _THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_MAX_BUFFERED_WINDOWS = 512
+_MAX_BUFFERED_WINDOWS = 256
 
 
 @dataclass
