@@ -456,7 +456,7 @@ def agreement(card: ModelCard, scan_rows: list[dict], ref: dict[str, dict[str, d
             total += 1
             same += max(sp, key=sp.get) == max(probs[h.name], key=probs[h.name].get)
             max_diff = max(max_diff, max(abs(sp.get(lab, float("nan")) - p) for lab, p in probs[h.name].items()))
-        parts.append(f"{h.name}: top label agrees {same}/{total}, max |dp| {max_diff:.4f}")
+        parts.append(f"{h.name}: top label agrees {same}/{total}, max |dp| {max_diff:.2g}")
     return "; ".join(parts)
 
 

@@ -200,6 +200,8 @@ def scan(
 
 train_app = typer.Typer(help="Train models (needs the train extra: torch, onnx, onnxscript).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+from mirtag.cli.mapcmd import map_app  # noqa: E402
+app.add_typer(map_app, name="map")
 
 
 class _RichReporter:

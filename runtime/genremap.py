@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .card import ModelCard, Head, exported_dir, load_card, read_registry, resolve_model
+from .card import Head, ModelCard, exported_dir, load_card, read_registry, resolve_model
 from .errors import ModelLoadError, ParameterError
 from .session import Session, create_session
 
@@ -259,7 +259,8 @@ class GenreMap:
             yield rng.uniform(-1, 1, (min(self.batch_size, n - s), self.latent_size)).astype(np.float32)
 
     def _base(self, head: str, dims: tuple[int, int], seed: int) -> dict[str, Any]:
-        return {"head": head, "labels": list(self.head(head).labels), "dims": list(dims), "seed": int(seed),
+        spec = self.head(head)
+        return {"head": head, "kind": spec.kind, "labels": list(spec.labels), "dims": list(dims), "seed": int(seed),
                 "generator": self.generator.ref, "classifier": self.classifier.ref,
                 "code_offset": self.code_offset}
 
@@ -277,7 +278,7 @@ class GenreMap:
             ``head``, ``labels``, ``dims``, ``axis`` (n values), ``seed``, ``z`` (the
             base noise vector, a list), ``argmax`` [iy][ix] (label index),
             ``probs`` [iy][ix][label]; also ``generator``, ``classifier``
-            (``name@version``) and ``code_offset``.
+            (``name@version``), ``kind`` (the head's) and ``code_offset``.
         """
         dims = self._dims(dims)
         if n < 2:
@@ -300,7 +301,7 @@ class GenreMap:
         dict
             ``head``, ``labels``, ``dims``, ``seed``, ``z``, ``start``, ``end``,
             ``t`` (n fractions 0..1), ``points`` [[x, y]...], ``probs`` [step][label],
-            ``argmax`` [step]; plus ``generator``, ``classifier``, ``code_offset``.
+            ``argmax`` [step]; plus ``generator``, ``classifier``, ``kind``, ``code_offset``.
         """
         dims = self._dims(dims)
         if n < 2:
