@@ -230,3 +230,14 @@ def test_python_api_yields_rows_with_progress_and_cancel(library):
     cancel = threading.Event()
     cancel.set()
     assert list(scan([root], ScanSettings(model=TINY), cancel=cancel)) == []
+
+
+def test_a_file_over_the_time_limit_becomes_an_error_row(tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    sf.write(root / "long.wav", music_like(22050, 120.0), 22050)
+    out = tmp_path / "t.jsonl"
+    result = run_cli("scan", str(root), "--out", str(out), "--model", TINY, "-q", "--time-limit", "0.001")
+    assert result.returncode == 0, result.stderr
+    (row,) = read_jsonl(out)
+    assert row["status"] == "error" and row["error"].startswith("timed out after")
