@@ -309,8 +309,9 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
             else:
                 _LOGGER.info(msg)
             if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-                say(f"time budget reached at step {step}; continue with --resume")
-                return out
+                say(f"time budget reached at step {step}: exporting the best checkpoint so far "
+                    "(--resume continues training)")
+                break
     say(f"exporting the checkpoint of step {best['step']} (TV {best['tv']:.3f})")
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     G.load_state_dict(ck["G"])
