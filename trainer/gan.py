@@ -61,6 +61,8 @@ class GanConfig:
     batch_size: int = 32
     lr_g: float = 2e-4
     lr_d: float = 4e-4
+    lr_t: float = 1e-3
+    """The MI estimator's own learning rate: it must keep up with the generator."""
     n_critic: int = 2
     gp_weight: float = 10.0
     mi_weight: float = 1.0
@@ -126,11 +128,14 @@ class MIEstimator(nn.Module):
 
     def __init__(self, code_dims: int, embed_dim: int, hidden: int = 256):
         super().__init__()
+        # The classifier's pooled features are unnormalised ReLU outputs of varying
+        # scale; without normalisation the estimator sat at chance (loss 2 ln 2).
+        self.norm = nn.LayerNorm(embed_dim)
         self.net = nn.Sequential(nn.Linear(code_dims + embed_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                                  nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, c, m):
-        return self.net(torch.cat([c, m], dim=1)).squeeze(1)
+        return self.net(torch.cat([c, self.norm(m)], dim=1)).squeeze(1)
 
 
 def mi_loss(T: MIEstimator, c, m):
@@ -235,7 +240,8 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
 
     G, D = Generator(cfg, fe), Critic(cfg, fe)
     T = MIEstimator(cfg.code_dims, classifier.embed_dim)
-    opt_g = torch.optim.Adam(list(G.parameters()) + list(T.parameters()), lr=cfg.lr_g, betas=(0.5, 0.9))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
+    opt_t = torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
     step, history, best = 0, [], {"tv": math.inf, "step": -1}
     last = out / "last.pt"
@@ -246,6 +252,7 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         T.load_state_dict(ck["T"])
         opt_g.load_state_dict(ck["opt_g"])
         opt_d.load_state_dict(ck["opt_d"])
+        opt_t.load_state_dict(ck["opt_t"])
         step, best = int(ck["step"]), dict(ck["best"])
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
         torch.manual_seed(cfg.seed + step)
@@ -275,8 +282,10 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         loss_mi = mi_loss(T, z[:, code], m)
         loss_g = -D(xf).mean() + cfg.mi_weight * loss_mi
         opt_g.zero_grad()
+        opt_t.zero_grad()
         loss_g.backward()
         opt_g.step()
+        opt_t.step()
         mi = float(loss_mi.detach())
         step += 1
         if reporter:
@@ -299,7 +308,7 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
                 best = {"tv": tv, "step": step, "ok": ok}
                 torch.save({"G": G.state_dict(), "step": step}, out / "best.pt")
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "T": T.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "step": step, "best": best}, last)
+                        "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "step": step, "best": best}, last)
             (out / "history.json").write_text(json.dumps(history, indent=1))
             (out / "real_distribution.json").write_text(json.dumps(dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist()))))
             msg = (f"step {step}: W {w_est:.3f}  MI loss {mi:.3f}  TV {tv:.3f}  coverage {'ok' if ok else 'no'}"
