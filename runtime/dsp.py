@@ -116,43 +116,29 @@ def _median_reflect(x, out, k):  # pragma: no cover - compiled
         _median_row(buf, out[r], k, a, b)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _softmask(x, ref, power, split_zeros):  # pragma: no cover - compiled
+    """librosa's ``util.softmask(x, ref, power, split_zeros)`` for one value."""
+    z = max(x, ref)
+    if np.isinf(power):
+        return 1.0 if x > ref else 0.0
+    if z < _TINY32:
+        return 0.5 if split_zeros else 0.0
+    a = x / z
+    b = ref / z
+    if power == 2.0:
+        a = a * a
+        b = b * b
+    elif power != 1.0:
+        a = a**power
+        b = b**power
+    return a / (a + b)
+
+
 def _mask_pair(s, h, p, margin_h, margin_p, power, split_zeros):  # pragma: no cover
-    """librosa's soft masks (``util.softmask``) for one bin; returns (s * M_h, s * M_p)."""
-    # harmonic mask: softmask(h, p * margin_h)
-    ref = p * margin_h
-    z = max(h, ref)
-    if np.isinf(power):
-        mh = 1.0 if h > ref else 0.0
-    elif z < _TINY32:
-        mh = 0.5 if split_zeros else 0.0
-    else:
-        a = h / z
-        b = ref / z
-        if power == 2.0:
-            a = a * a
-            b = b * b
-        elif power != 1.0:
-            a = a**power
-            b = b**power
-        mh = a / (a + b)
-    # percussive mask: softmask(p, h * margin_p)
-    ref = h * margin_p
-    z = max(p, ref)
-    if np.isinf(power):
-        mp = 1.0 if p > ref else 0.0
-    elif z < _TINY32:
-        mp = 0.5 if split_zeros else 0.0
-    else:
-        a = p / z
-        b = ref / z
-        if power == 2.0:
-            a = a * a
-            b = b * b
-        elif power != 1.0:
-            a = a**power
-            b = b**power
-        mp = a / (a + b)
-    return s * mh, s * mp
+    """Both HPSS masks applied to one bin: (s * M_h, s * M_p), as librosa.decompose.hpss."""
+    return (s * _softmask(h, p * margin_h, power, split_zeros),
+            s * _softmask(p, h * margin_p, power, split_zeros))
 
 
 _mask_pair_jit = numba.njit(cache=True, nogil=True, inline="always")(_mask_pair)

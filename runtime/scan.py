@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ._env import child_env
 from .card import ModelCard, load_card, resolve_model
 from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
@@ -47,7 +48,6 @@ _LOGGER = logging.getLogger(__name__)
 
 KILL_HOOK_ENV = "MIRTAG_TEST_KILL_WORKER_ON"
 """Test hook: a worker that starts a file whose name contains this text kills itself (SIGKILL)."""
-_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _MAX_BUFFERED_WINDOWS = 256
 
 
@@ -241,18 +241,10 @@ class Scanner:
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        saved = {k: os.environ.get(k) for k in _THREAD_ENV}
-        os.environ.update(_THREAD_ENV)  # numba reads its thread count when the child imports it
-        try:
+        with child_env():
             proc = self._ctx.Process(target=_worker_main, args=(child, self.card.frontend, self.settings.coverage),
                                      daemon=True, name="mirtag-scan-worker")
             proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         child.close()
         return _Worker(proc, parent)
 

@@ -39,7 +39,6 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from mirtag.runtime._env import SINGLE_THREAD_ENV, child_env
 from mirtag.runtime.card import FrontendConfig
 from mirtag.runtime.errors import DecodeError, MirtagError, ParameterError
 
@@ -884,34 +884,10 @@ class CacheStats:
     failures: tuple[tuple[str, str], ...] = ()
 
 
-_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@contextmanager
-def _child_env(env: Mapping[str, str]):
-    """Set variables in os.environ while worker processes are started, then restore them.
-
-    A spawned child imports numpy (OpenBLAS threads) and, through the
-    ``mirtag.runtime`` package, numba (``NUMBA_NUM_THREADS``) while unpickling
-    its initializer, before the initializer runs; only the environment it is
-    started with reaches those imports.
-    """
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _worker_init() -> None:
     # Also set here, for anything the worker imports later (the frontend itself
     # is imported lazily, inside _compute_entry).
-    os.environ.update(_THREAD_ENV)
+    os.environ.update(SINGLE_THREAD_ENV)
 
 
 _FRONTENDS: dict[FrontendConfig, Any] = {}
@@ -1085,7 +1061,7 @@ class FeatureCache:
         elif tasks:
             ctx = multiprocessing.get_context("spawn")
             n = min(int(workers), len(tasks))
-            with _child_env(_THREAD_ENV):
+            with child_env(SINGLE_THREAD_ENV):
                 pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
                 # Processes start during submit, inside the patched environment.
                 futures = {pool.submit(_compute_entry, task): key for key, task in tasks.values()}
