@@ -242,7 +242,8 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     genre_idx = [h.name for h in ccard.heads].index("genre") if any(h.name == "genre" for h in ccard.heads) else 0
     labels = ccard.heads[genre_idx].labels
     real_dist = np.zeros(len(labels), np.int64)
-    for s in range(0, min(len(real), 4096), 256):
+    # Every real window (they are ordered by dataset: a prefix would leave whole datasets out).
+    for s in range(0, len(real), 256):
         real_dist += genre_distribution(classifier, real_t[s : s + 256].float(), genre_idx)
 
     G, D = Generator(cfg, fe), Critic(cfg, fe)
@@ -261,6 +262,10 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         opt_d.load_state_dict(ck["opt_d"])
         opt_t.load_state_dict(ck["opt_t"])
         step, best = int(ck["step"]), dict(ck["best"])
+        if ck.get("real_dist") is None or not np.array_equal(np.asarray(ck["real_dist"]), real_dist):
+            # The reference distribution changed: earlier "best" choices are not comparable.
+            best = {"tv": math.inf, "step": -1}
+            say("real genre distribution differs from the checkpoint's: checkpoint choice starts afresh")
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
         torch.manual_seed(cfg.seed + step)
         say(f"resumed at generator step {step}")
@@ -315,7 +320,8 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
                 best = {"tv": tv, "step": step, "ok": ok}
                 torch.save({"G": G.state_dict(), "step": step}, out / "best.pt")
             torch.save({"G": G.state_dict(), "D": D.state_dict(), "T": T.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "step": step, "best": best}, last)
+                        "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "step": step, "best": best,
+                        "real_dist": torch.from_numpy(real_dist)}, last)
             (out / "history.json").write_text(json.dumps(history, indent=1))
             (out / "real_distribution.json").write_text(json.dumps(dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist()))))
             msg = (f"step {step}: W {w_est:.3f}  MI loss {mi:.3f}  TV {tv:.3f}  coverage {'ok' if ok else 'no'}"
