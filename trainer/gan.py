@@ -66,6 +66,9 @@ class GanConfig:
     n_critic: int = 2
     gp_weight: float = 10.0
     mi_weight: float = 1.0
+    dist_weight: float = 0.0
+    """Weight of KL(real genre distribution || mean generated genre distribution), computed with the
+    frozen classifier's genre head: pushes the generator not to drop rare genres (0 = off)."""
     steps: int = 2000
     """Generator steps."""
     eval_every: int = 100
@@ -246,6 +249,8 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     for s in range(0, len(real), 256):
         real_dist += genre_distribution(classifier, real_t[s : s + 256].float(), genre_idx)
 
+    genre_head = ccard.heads[genre_idx].name
+    p_real = torch.from_numpy((real_dist + 1.0) / (real_dist + 1.0).sum()).float()  # smoothed, no log(0)
     G, D = Generator(cfg, fe), Critic(cfg, fe)
     T = MIEstimator(cfg.code_dims, classifier.embed_dim)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
@@ -293,6 +298,9 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         m = classifier.embed(xf)
         loss_mi = mi_loss(T, z[:, code], m)
         loss_g = -D(xf).mean() + cfg.mi_weight * loss_mi
+        if cfg.dist_weight:
+            q = torch.softmax(classifier.heads[genre_head](m), dim=1).mean(dim=0)
+            loss_g = loss_g + cfg.dist_weight * (p_real * (torch.log(p_real) - torch.log(q + 1e-8))).sum()
         opt_g.zero_grad()
         opt_t.zero_grad()
         loss_g.backward()

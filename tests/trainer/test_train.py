@@ -165,7 +165,8 @@ def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
     assert CliRunner().invoke(app, ["export", str(run), "--out", str(models)]).exit_code == 0
     real = np.random.default_rng(0).random((64, 2, 84, 128)).astype(np.float16)
     cfg = GanConfig(out_dir=str(tmp_path / "gan"), classifier=str(models), gen_channels=(8, 8, 4, 4),
-                    critic_channels=(4, 4, 8, 8), batch_size=4, steps=4, eval_every=2, eval_samples=16, threads=1)
+                    critic_channels=(4, 4, 8, 8), batch_size=4, steps=4, eval_every=2, eval_samples=16, threads=1,
+                    dist_weight=1.0)
     gan = train_generator(cfg, data_root, real=real)
     history = json.loads((gan / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4]
