@@ -67,7 +67,7 @@ class ScanSettings:
     time_limit: float = 600.0
     """Seconds one file may take before its worker is killed."""
     threads: int | None = None
-    """onnxruntime threads in the parent (None: 1 on the CPU, so the workers keep the other cores)."""
+    """onnxruntime intra-op threads in the parent (None: 1, so the workers keep the other cores)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.batch_size < 1:
@@ -233,10 +233,8 @@ class Scanner:
         # Workers first, then the session: CUDA and onnxruntime threads stay out of the children.
         for _ in range(s.workers):
             self._workers.append(self._start_worker())
-        threads = s.threads
-        if threads is None:
-            threads = 1 if (s.device or "auto").startswith("cpu") or "CUDA" not in _providers() else None
-        self.session = Session(self.card, s.device, threads or 1, s.batch_size)
+        # One intra-op thread: on the CPU the workers keep the other cores; on CUDA it is plenty.
+        self.session = Session(self.card, s.device, s.threads or 1, s.batch_size)
         self.provider = self.session.provider
 
     def _start_worker(self) -> _Worker:
@@ -428,15 +426,6 @@ class Scanner:
         row["heads"] = heads
         row["warning"] = "; ".join(warnings) or None
         return row
-
-
-def _providers() -> list[str]:
-    try:
-        from .session import import_onnxruntime
-
-        return import_onnxruntime().get_available_providers()
-    except MirtagError:
-        return []
 
 
 def scan(
