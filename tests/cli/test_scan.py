@@ -163,15 +163,16 @@ def test_resume_keeps_rows_and_rescans_changed_files(library, tmp_path):
 def test_scan_killed_with_sigkill_resumes_to_exactly_one_row_per_file(tmp_path):
     root = tmp_path / "lib"
     root.mkdir()
+    clip = music_like(22050, 20.0)  # long enough that the scan is still running when it is killed
     for i in range(24):
-        sf.write(root / f"t{i:02d}.wav", music_like(22050, 6.0, seed=i), 22050)
+        sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
     out = tmp_path / "tags.jsonl"
     cmd = [sys.executable, "-m", "mirtag.cli.main", "scan", str(root), "--out", str(out), "--model", TINY, "-q",
            "--workers", "1", "--batch-size", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = out.read_text().count("\n")
