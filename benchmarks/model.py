@@ -38,8 +38,8 @@ def main() -> None:
     best = min(_timed(sess, x) for _ in range(args.repeat))
     wps = args.windows / best
     window_s = c.window_hop * c.hop_length / c.sample_rate  # new audio per window at the window hop
-    print(f"| model | batch | windows/s (1 thread) | x real time (CNN only) |")
-    print(f"|---|---|---|---|")
+    print("| model | batch | windows/s (1 thread) | x real time (CNN only) |")
+    print("|---|---|---|---|")
     print(f"| {card.ref} | {args.batch} | **{wps:,.0f}** | {wps * window_s:,.0f}x |")
     print(f"target >= 1,000 windows/s: {'met' if wps >= 1000 else 'NOT met'}", file=sys.stderr)
 

@@ -23,7 +23,6 @@ import numpy as np
 import soundfile as sf
 
 from mirtag.runtime import audio
-from mirtag.runtime.card import load_card
 
 from . import data as D
 from . import metrics as M
