@@ -274,30 +274,16 @@ def train_generator_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
 ) -> None:
     """Train the genre-map generator (WGAN-GP + MI with the frozen classifier) and export it to ONNX."""
-    import dataclasses
-    import tomllib
-
     from mirtag.trainer import require_torch
 
     require_torch()
     from mirtag.trainer.data import data_root as resolve_root
     from mirtag.trainer.gan import GanConfig, train_generator
 
-    values = {}
-    if config is not None:
-        with open(config, "rb") as fh:
-            for section in tomllib.load(fh).values():
-                values.update(section)
-    values.update({k: v for k, v in {"out_dir": out_dir, "steps": steps, "max_minutes": max_minutes}.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(GanConfig)}
-    if set(values) - known:
-        raise MirtagError(f"unknown generator config keys: {sorted(set(values) - known)}")
-    for key in ("gen_channels", "critic_channels"):
-        if key in values:
-            values[key] = tuple(values[key])
+    cfg = GanConfig.from_toml(config, out_dir=out_dir, steps=steps, max_minutes=max_minutes)
     reporter = _RichReporter()
     try:
-        run = train_generator(GanConfig(**values), resolve_root(data_root), resume=resume, reporter=reporter)
+        run = train_generator(cfg, resolve_root(data_root), resume=resume, reporter=reporter)
     finally:
         reporter.close()
     err.print(f"run folder: {run}  (history.json, export/)")

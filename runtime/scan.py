@@ -31,13 +31,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ._env import child_env
-from .card import ModelCard, load_card, resolve_model
+from .card import load_card, resolve_model
 from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
@@ -199,15 +199,6 @@ class _Worker:
     conn: Any
     current: int | None = None
     started: float = 0.0
-
-
-@dataclass
-class ScanPlan:
-    """Files to scan, those skipped (already in the output), and the loaded model."""
-
-    card: ModelCard
-    files: list[str] = field(default_factory=list)
-    skipped: int = 0
 
 
 class Scanner:

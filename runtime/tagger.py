@@ -16,6 +16,7 @@ import numpy as np
 
 from . import audio
 from .card import ModelCard, load_card, resolve_model
+from .errors import ModelLoadError
 from .frontend import Features, Frontend
 from .session import Session
 
@@ -159,8 +160,6 @@ class Tagger:
         """
         card = resolve_model(None) if path is None else load_card(path)
         if card.model_type != "classifier":
-            from .errors import ModelLoadError
-
             raise ModelLoadError(f"{card.path}: is a {card.model_type}, not a classifier")
         return cls(card, Session(card, device, threads, batch_size), Frontend.from_card(card))
 

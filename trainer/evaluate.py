@@ -26,7 +26,7 @@ from mirtag.runtime import audio
 
 from . import data as D
 from . import metrics as M
-from .train import Split, TrainConfig, head_metrics, prepare_data, track_probs, write_confusion
+from .train import TrainConfig, head_kinds, head_metrics, prepare_data, track_probs, write_confusion
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,12 +44,7 @@ def _noisy_split(split, cfg, root, noise_clips, snr, seed=0):
             plans[c.key] = D.Augment(nc.file, float(snr), int(rng.integers(5 * cfg.frontend.sample_rate)))
     cache.compute([(c, plans[c.key]) for c in split.clips if c.key in plans], root, cfg.workers)
     keep = [i for i, c in enumerate(split.clips) if c.key in plans and cache.has(c, plans[c.key], root)]
-    return Split(
-        [split.clips[i] for i in keep],
-        {h: t[keep] for h, t in split.targets.items()},
-        {h: m[keep] for h, m in split.masks.items()},
-        [[cache.load(split.clips[i], plans[split.clips[i].key], root)] for i in keep],
-    )
+    return split.subset(keep, [[cache.load(split.clips[i], plans[split.clips[i].key], root)] for i in keep])
 
 
 def _agreement(a: dict, b: dict, heads) -> dict[str, float]:
@@ -103,7 +98,7 @@ def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | No
     run = Path(run_dir)
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     taxonomy, splits = prepare_data(cfg, data_root)
-    kinds = {h: ("softmax" if h == "quadrant" else "sigmoid") for h in taxonomy}
+    kinds = head_kinds(taxonomy)
     model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
                                    heads={h: len(v) for h, v in taxonomy.items()}))
     ck = torch.load(run / "best.pt", map_location="cpu", weights_only=True)

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,18 @@ class GanConfig:
     threads: int = 2
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of this session (0 = no limit); --resume continues."""
+
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str] | None, **overrides: Any) -> GanConfig:
+        """Read a TOML config (keys flattened across sections) and apply overrides."""
+        from .train import read_flat_toml
+
+        values = read_flat_toml(path, cls, overrides)
+        for key in ("gen_channels", "critic_channels"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
 
 class Generator(nn.Module):
@@ -208,14 +221,11 @@ def real_windows(cfg: GanConfig, card: ModelCard, data_root: Path) -> np.ndarray
     from .train import TrainConfig, prepare_data, standard_windows
 
     tc = TrainConfig.from_dict(card.provenance["config"])
-    tc = dataclasses.replace(tc, cache_dir=cfg.cache_dir, noise_variants=tc.noise_variants)
+    tc = dataclasses.replace(tc, cache_dir=cfg.cache_dir)
     _, splits = prepare_data(tc, data_root)
     train = splits["train"]
     keep = [i for i, c in enumerate(train.clips) if c.music]
-    from .train import Split
-
-    music = Split([train.clips[i] for i in keep], {h: t[keep] for h, t in train.targets.items()},
-                  {h: m[keep] for h, m in train.masks.items()}, [train.mels[i][:1] for i in keep])
+    music = train.subset(keep, [train.mels[i][:1] for i in keep])  # clean versions only
     x, _ = standard_windows(music, tc)
     rng = np.random.default_rng(cfg.seed)
     if len(x) > cfg.max_real_windows:

@@ -81,31 +81,9 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str] | None, **overrides: Any) -> TrainConfig:
-        """Read a TOML config (flat keys inside any section) and apply overrides."""
-        values: dict[str, Any] = {}
-        fe: dict[str, Any] = {}
-        if path is not None:
-            with open(path, "rb") as fh:
-                doc = tomllib.load(fh)
-            for section, table in doc.items():
-                if not isinstance(table, dict):
-                    values[section] = table
-                elif section == "frontend":
-                    fe.update(table)
-                else:
-                    values.update(table)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ParameterError(f"unknown config keys: {sorted(unknown)}")
-        for key in ("datasets", "snr_db", "heads", "channels"):
-            if key in values:
-                values[key] = tuple(values[key])
-        for key in ("hpss_kernel", "hpss_margin", "channels"):
-            if key in fe:
-                fe[key] = tuple(fe[key])
-        return cls(frontend=FrontendConfig(**fe), **values)
+        """Read a TOML config (flat keys inside any section but ``frontend``) and apply overrides."""
+        values = read_flat_toml(path, cls, overrides)
+        return cls.from_dict(values)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -126,6 +104,34 @@ class TrainConfig:
         return d
 
 
+def read_flat_toml(path: str | os.PathLike[str] | None, config_cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config file's keys, flattened across its sections (``[frontend]`` stays a nested dict).
+
+    Overrides that are not None win; unknown keys raise ParameterError.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+        for section, table in doc.items():
+            if not isinstance(table, dict):
+                values[section] = table
+            elif section == "frontend":
+                values.setdefault("frontend", {}).update(table)
+            else:
+                values.update(table)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(values) - {f.name for f in dataclasses.fields(config_cls)}
+    if unknown:
+        raise ParameterError(f"unknown config keys: {sorted(unknown)}")
+    return values
+
+
+def head_kinds(taxonomy: dict[str, Any]) -> dict[str, str]:
+    """``softmax`` or ``sigmoid`` for each head of a taxonomy."""
+    return {h: ("softmax" if h in SOFTMAX_HEADS else "sigmoid") for h in taxonomy}
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -137,6 +143,12 @@ class Split:
     targets: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
     mels: list[list[np.ndarray]]  # per clip: [clean, noisy_1, ...] (2, n_mels, T) float16 memmaps
+
+    def subset(self, keep: list[int], mels: list[list[np.ndarray]] | None = None) -> Split:
+        """The clips at ``keep`` (with other mels per kept clip, when given)."""
+        return Split([self.clips[i] for i in keep], {h: t[keep] for h, t in self.targets.items()},
+                     {h: m[keep] for h, m in self.masks.items()},
+                     [self.mels[i] for i in keep] if mels is None else mels)
 
 
 def load_clips(cfg: TrainConfig, root: Path) -> list:
@@ -399,7 +411,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
 
     say("features: reading clips and filling the cache")
     taxonomy, splits = prepare_data(cfg, data_root, reporter.progress if reporter else None)
-    kinds = {h: ("softmax" if h in SOFTMAX_HEADS else "sigmoid") for h in taxonomy}
+    kinds = head_kinds(taxonomy)
     train, val = splits["train"], splits["validation"]
     say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
         + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
