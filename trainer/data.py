@@ -783,15 +783,19 @@ def plan_augments(
     snr_range: tuple[float, float] = (0.0, 20.0),
     *,
     max_offset: int = 5 * 22050,
+    k_mix: int = 0,
+    mix_snr_range: tuple[float, float] = (-6.0, 6.0),
 ) -> dict[str, list[Augment]]:
     """The examples to compute per clip: ``{clip.key: [CLEAN, noisy_1 .. noisy_k]}``.
 
     Each music clip gets ``k`` noisy variants: a noise clip drawn from
     ``noise_clips``, an SNR uniform in ``snr_range`` dB (rounded to 0.01 dB) and
     an offset uniform in ``[0, max_offset)`` samples (default: the length of an
-    ESC-50 clip at 22,050 Hz). Non-music clips get only ``CLEAN``. Each clip
-    draws from its own seeded stream, so its plan does not depend on the other
-    clips.
+    ESC-50 clip at 22,050 Hz). Each non-music clip gets ``k_mix`` mixtures with
+    another noise clip at an SNR uniform in ``mix_snr_range`` (two sounds at
+    once are still not music: more varied negatives for the ``music`` head
+    than the few clips of each category). Each clip draws from its own seeded
+    stream, so its plan does not depend on the other clips.
     """
     if k < 0:
         raise ParameterError(f"k must be >= 0, got {k}")
@@ -801,14 +805,23 @@ def plan_augments(
     lo, hi = float(snr_range[0]), float(snr_range[1])
     if not lo <= hi:
         raise ParameterError(f"snr_range must be (low, high), got {snr_range}")
+    if k_mix < 0:
+        raise ParameterError(f"k_mix must be >= 0, got {k_mix}")
     out = {}
     for c in clips:
         plan = [CLEAN]
+        rng = np.random.default_rng([int(seed), zlib.crc32(c.key.encode())])
         if c.music:
-            rng = np.random.default_rng([int(seed), zlib.crc32(c.key.encode())])
             for _ in range(k):
                 nc = noise[int(rng.integers(len(noise)))]
                 snr = round(float(rng.uniform(lo, hi)), 2)
+                off = int(rng.integers(max(1, int(max_offset))))
+                plan.append(Augment(nc.file, snr, off))
+        else:
+            others = [n for n in noise if n.key != c.key]
+            for _ in range(k_mix if others else 0):
+                nc = others[int(rng.integers(len(others)))]
+                snr = round(float(rng.uniform(*mix_snr_range)), 2)
                 off = int(rng.integers(max(1, int(max_offset))))
                 plan.append(Augment(nc.file, snr, off))
         out[c.key] = plan

@@ -57,6 +57,9 @@ class TrainConfig:
     workers: int = 2
     noise_variants: int = 2
     snr_db: tuple[float, float] = (0.0, 20.0)
+    noise_mix_variants: int = 0
+    """Mixtures of two noise clips per non-music training clip (extra negatives for ``music``)."""
+    noise_mix_snr_db: tuple[float, float] = (-6.0, 6.0)
     min_genre: int = 30
     min_mood: int = 25
     heads: tuple[str, ...] = ("genre", "quadrant", "moods", "music", "emotions")
@@ -70,6 +73,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 8
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights (per batch); validation, checkpoints and
+    export use it. Smooths the epoch-to-epoch swings of small validation sets (0 = off)."""
     clean_prob: float = 0.5
     noise_repeat: int = 4
     """How often each non-music (ESC-50) training clip is seen per epoch (class balance)."""
@@ -93,7 +99,7 @@ class TrainConfig:
         for key in ("hpss_kernel", "hpss_margin", "channels"):
             if key in fe:
                 fe[key] = tuple(fe[key])
-        for key in ("datasets", "snr_db", "heads", "channels"):
+        for key in ("datasets", "snr_db", "noise_mix_snr_db", "heads", "channels"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(frontend=FrontendConfig(**fe), **d)
@@ -196,7 +202,8 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
     taxonomy = {h: labels for h, labels in taxonomy.items() if h in cfg.heads and labels}
     noise = [c for c in clips if not c.music and split_of[c.key] == "train"]
     train = [c for c in clips if split_of[c.key] == "train"]
-    plans = D.plan_augments(train, noise, cfg.noise_variants if noise else 0, cfg.seed, tuple(cfg.snr_db))
+    plans = D.plan_augments(train, noise, cfg.noise_variants if noise else 0, cfg.seed, tuple(cfg.snr_db),
+                            k_mix=cfg.noise_mix_variants, mix_snr_range=tuple(cfg.noise_mix_snr_db))
     for c in clips:
         plans.setdefault(c.key, [D.CLEAN])
     cache = D.FeatureCache(cfg.cache_dir, cfg.frontend)
@@ -420,10 +427,18 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
                                    heads={h: len(v) for h, v in taxonomy.items()}))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    ema = None
+    if cfg.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        # Buffers too: BatchNorm statistics of the averaged weights.
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     start, best_score, stale, history = 0, -math.inf, 0, []
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
+        if ema is not None and "ema" in ck:
+            ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start, best_score, stale = int(ck["epoch"]) + 1, float(ck["best_score"]), int(ck["stale"])
@@ -450,11 +465,14 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             running += float(loss.detach())
             if reporter:
                 reporter.progress(b + 1, n_batches)
         sched.step()
-        wp = predict(model, val_x, kinds)
+        judged = ema.module if ema is not None else model
+        wp = predict(judged, val_x, kinds)
         probs = {h: M.track_level(p, val_owner, len(val.clips)) for h, p in wp.items()}
         vm = head_metrics(val, probs, wp, val_owner, taxonomy)
         score = selection_score(vm)
@@ -464,11 +482,12 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         improved = score > best_score
         if improved:
             best_score, stale = score, 0
-            torch.save({"model": model.state_dict(), "epoch": epoch, "score": score}, best)
+            torch.save({"model": judged.state_dict(), "epoch": epoch, "score": score}, best)
         else:
             stale += 1
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch, "best_score": best_score, "stale": stale}, last)
+                    "epoch": epoch, "best_score": best_score, "stale": stale,
+                    **({"ema": ema.state_dict()} if ema is not None else {})}, last)
         (out / "history.json").write_text(json.dumps(history, indent=1))
         if reporter:
             reporter.epoch(row | {"best": improved})

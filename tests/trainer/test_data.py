@@ -360,6 +360,21 @@ def test_augment_ids_and_plans(clips):
     assert plan[noise[0].key] == [D.CLEAN]
 
 
+def test_noise_clips_get_mixtures_of_two_other_noises(clips):
+    music = [c for c in clips if c.music][:3]
+    noise = [c for c in clips if c.dataset == "esc50"]
+    plain = D.plan_augments(music + noise, noise, k=2, seed=0)
+    plan = D.plan_augments(music + noise, noise, k=2, seed=0, k_mix=3, mix_snr_range=(-4.0, 4.0))
+    # Music plans do not move when negatives get mixtures (the cache stays valid).
+    assert all(plan[c.key] == plain[c.key] for c in music)
+    for c in noise:
+        p = plan[c.key]
+        assert p[0] == D.CLEAN and len(p) == 4
+        assert all(-4.0 <= x.snr_db <= 4.0 and x.noise_file != c.file for x in p[1:])
+    with pytest.raises(ParameterError):
+        D.plan_augments(noise, noise, k=0, seed=0, k_mix=-1)
+
+
 def test_mix_noise_snr_and_looping(rng):
     y = music_like(SR, 2.0, seed=3)
     noise = rng.standard_normal(1000).astype(np.float32)

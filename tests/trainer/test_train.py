@@ -110,6 +110,22 @@ def test_resume_continues_from_the_last_checkpoint(data_root, tmp_path):
     assert history[0] == first[0], "epoch 0 was not redone"
 
 
+def test_ema_weights_are_what_is_validated_checkpointed_and_resumed(data_root, tmp_path):
+    import torch
+
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path, epochs=1, ema_decay=0.9), data_root)
+    last = torch.load(run / "last.pt", weights_only=True)
+    best = torch.load(run / "best.pt", weights_only=True)
+    key = "blocks.0.conv.weight"
+    assert torch.equal(best["model"][key], last["ema"]["module." + key])
+    assert not torch.equal(best["model"][key], last["model"][key]), "best.pt must hold the averaged weights"
+    run = train_classifier(_config(tmp_path, epochs=2, ema_decay=0.9), data_root, resume=True)
+    resumed = torch.load(run / "last.pt", weights_only=True)
+    assert int(resumed["ema"]["n_averaged"]) > int(last["ema"]["n_averaged"])
+
+
 def test_export_cli_installs_into_a_model_folder(data_root, tmp_path):
     from typer.testing import CliRunner
 
@@ -166,11 +182,12 @@ def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
     real = np.random.default_rng(0).random((64, 2, 84, 128)).astype(np.float16)
     cfg = GanConfig(out_dir=str(tmp_path / "gan"), classifier=str(models), gen_channels=(8, 8, 4, 4),
                     critic_channels=(4, 4, 8, 8), batch_size=4, steps=4, eval_every=2, eval_samples=16, threads=1,
-                    dist_weight=1.0)
+                    dist_weight=1.0, diversity_weight=1.0, map_grid=3)
     gan = train_generator(cfg, data_root, real=real)
     history = json.loads((gan / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4]
-    assert {"wasserstein", "mi_loss", "tv", "generated"} <= set(history[0])
+    assert {"wasserstein", "mi_loss", "tv", "generated", "maps_3_genres"} <= set(history[0])
+    assert 0.0 <= history[0]["diversity"] <= 1.0 and len(history[0]["genres_per_map"]) == 10
     card = load_card(gan / "export" / "mirtag-genremap.onnx")
     assert card.model_type == "generator" and card.generator.code_dims == 10
     assert card.generator.classifier_sha256 == load_card(models).sha256
