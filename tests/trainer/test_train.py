@@ -119,11 +119,11 @@ def test_ema_weights_are_what_is_validated_checkpointed_and_resumed(data_root, t
     last = torch.load(run / "last.pt", weights_only=True)
     best = torch.load(run / "best.pt", weights_only=True)
     key = "blocks.0.conv.weight"
-    assert torch.equal(best["model"][key], last["ema"]["module." + key])
+    assert torch.equal(best["model"][key], last["ema"]["module"][key])
     assert not torch.equal(best["model"][key], last["model"][key]), "best.pt must hold the averaged weights"
     run = train_classifier(_config(tmp_path, epochs=2, ema_decay=0.9), data_root, resume=True)
     resumed = torch.load(run / "last.pt", weights_only=True)
-    assert int(resumed["ema"]["n_averaged"]) > int(last["ema"]["n_averaged"])
+    assert resumed["ema"]["updates"] > last["ema"]["updates"] > 0
 
 
 def test_export_cli_installs_into_a_model_folder(data_root, tmp_path):
