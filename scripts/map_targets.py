@@ -1,6 +1,6 @@
 """Check the genre-map targets on the shipped generator + classifier (runtime only, no torch).
 
-    python scripts/map_targets.py [--generator PATH] [--grid 41] [--samples 10000]
+    python scripts/map_targets.py [--generator PATH] [--model CLASSIFIER] [--grid 41] [--samples 10000]
 
 - For seeds 0-9, how many (dims 0 1) grids show >= 3 genres, a genre showing when it
   owns >= 3 % of the cells (target: at least 8 of 10).
@@ -22,10 +22,11 @@ from mirtag.runtime.genremap import load_pair
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--generator")
+    ap.add_argument("--model", help="the classifier (default: the one the generator's folder or exported/ names)")
     ap.add_argument("--grid", type=int, default=41)
     ap.add_argument("--samples", type=int, default=10000)
     args = ap.parse_args()
-    gm = load_pair(args.generator)
+    gm = load_pair(args.generator, args.model)
     shown = []
     print("| seed | genres with >= 3 % of the cells |")
     print("|---|---|")

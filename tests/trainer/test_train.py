@@ -201,3 +201,29 @@ def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
     cfg.steps = 6
     train_generator(cfg, data_root, real=real, resume=True)
     assert [h["step"] for h in json.loads((gan / "history.json").read_text())] == [2, 4, 6]
+
+
+def test_code_plane_diversity_rewards_genres_that_follow_the_code():
+    import torch
+
+    from mirtag.trainer.gan import code_plane_diversity
+
+    class Stub(torch.nn.Module):
+        """embed = identity; genre logits = a fixed linear map of z (latent 6, code = last 2 dims)."""
+
+        def __init__(self, weight):
+            super().__init__()
+            self.heads = torch.nn.ModuleDict({"genre": torch.nn.Linear(6, 3, bias=False)})
+            self.heads["genre"].weight.data = torch.as_tensor(weight, dtype=torch.float32)
+
+        def embed(self, x):
+            return x
+
+    torch.manual_seed(0)
+    z = torch.rand(64, 6) * 2 - 1
+    reads_noise = Stub([[50, 0, 0, 0, 0, 0], [-50, 0, 0, 0, 0, 0], [0, 50, 0, 0, 0, 0]])
+    reads_code = Stub([[0, 0, 0, 0, 50, 0], [0, 0, 0, 0, -50, 0], [0, 0, 0, 0, 0, 50]])
+    flat, x = code_plane_diversity(lambda v: v, reads_noise, "genre", z, code_dims=2, points=4)
+    varied, _ = code_plane_diversity(lambda v: v, reads_code, "genre", z, code_dims=2, points=4)
+    assert x.shape == (64, 6)
+    assert float(flat) < 1e-6 < 0.4 < float(varied) <= 1.0
