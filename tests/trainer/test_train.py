@@ -226,4 +226,4 @@ def test_code_plane_diversity_rewards_genres_that_follow_the_code():
     flat, x = code_plane_diversity(lambda v: v, reads_noise, "genre", z, code_dims=2, points=4)
     varied, _ = code_plane_diversity(lambda v: v, reads_code, "genre", z, code_dims=2, points=4)
     assert x.shape == (64, 6)
-    assert float(flat) < 1e-6 < 0.4 < float(varied) <= 1.0
+    assert float(flat.detach()) < 1e-6 < 0.4 < float(varied.detach()) <= 1.0
