@@ -354,19 +354,20 @@ def cut_windows(mel: np.ndarray, starts: np.ndarray, c: FrontendConfig) -> tuple
 
     Parameters
     ----------
-    mel : np.ndarray [shape=(2, n_mels, n_frames)]
-        Harmonic and percussive mel bands (``Frontend.mel``), before compression.
+    mel : np.ndarray [shape=(channels, n_mels, n_frames)]
+        Harmonic and percussive mel bands (``Frontend.mel``), before compression
+        (the trainer's plain-mel ablation passes their sum, one channel).
     starts : np.ndarray [shape=(n,), int]
         First frame of each window; frames past the end are zeros.
     c : FrontendConfig
 
     Returns
     -------
-    windows : np.ndarray [shape=(n, 2, n_mels, window_frames), float32]
+    windows : np.ndarray [shape=(n, channels, n_mels, window_frames), float32]
     silent : np.ndarray [shape=(n,), bool]
     """
     wf = c.window_frames
-    windows = np.zeros((len(starts), 2, c.n_mels, wf), dtype=np.float32)
+    windows = np.zeros((len(starts), mel.shape[0], c.n_mels, wf), dtype=np.float32)
     for i, s in enumerate(starts):
         seg = mel[:, :, s : s + wf]
         windows[i, :, :, : seg.shape[2]] = seg

@@ -26,7 +26,7 @@ from mirtag.runtime import audio
 
 from . import data as D
 from . import metrics as M
-from .train import TrainConfig, head_kinds, head_metrics, prepare_data, track_probs, write_confusion
+from .train import TrainConfig, build_model, head_kinds, head_metrics, prepare_data, track_probs, write_confusion
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,14 +93,12 @@ def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | No
     from . import require_torch
 
     torch = require_torch()
-    from .models import Classifier, ModelConfig
 
     run = Path(run_dir)
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     taxonomy, splits = prepare_data(cfg, data_root)
     kinds = head_kinds(taxonomy)
-    model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
-                                   heads={h: len(v) for h, v in taxonomy.items()}))
+    model = build_model(cfg, taxonomy)
     ck = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     model.eval()

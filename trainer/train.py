@@ -80,6 +80,12 @@ class TrainConfig:
     noise_repeat: int = 4
     """How often each non-music (ESC-50) training clip is seen per epoch (class balance)."""
     threads: int = 2
+    input: str = "hpss"
+    """Model input: ``hpss`` (harmonic and percussive mel channels, what ships) or ``mel`` (the two summed
+    back into the plain mel spectrogram, one channel: H + P = S with margin 1). ``mel`` is the HPSS ablation;
+    the runtime frontend has no such mode, so those runs are evaluated but not exported."""
+    export: bool = True
+    """Export to ONNX at the end of training (ablation runs may skip it)."""
     head_weights: dict[str, float] = field(default_factory=lambda: {"music": 0.5, "emotions": 0.5})
     max_clips: int = 0
     """Use only this many clips per dataset (0 = all): for smoke tests."""
@@ -244,12 +250,31 @@ def epoch_windows(split: Split, cfg: TrainConfig, rng: np.random.Generator) -> l
     return items
 
 
+def model_input(mel: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """The pre-window mel bands (2, n_mels, frames) as the model of ``cfg.input`` reads them (float32)."""
+    mel = np.asarray(mel, dtype=np.float32)
+    if cfg.input == "mel":
+        return mel.sum(axis=0, keepdims=True)
+    if cfg.input != "hpss":
+        raise ValueError(f"input must be 'hpss' or 'mel', got {cfg.input!r}")
+    return mel
+
+
+def build_model(cfg: TrainConfig, taxonomy: dict[str, list[str]]):
+    """The untrained classifier of a run's config and taxonomy."""
+    from .models import Classifier, ModelConfig
+
+    return Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
+                                  heads={h: len(v) for h, v in taxonomy.items()},
+                                  in_channels=1 if cfg.input == "mel" else 2))
+
+
 def make_batch(split: Split, items, cfg: TrainConfig):
-    """Windows (B, 2, n_mels, F) float32 and per-head targets/masks for ``items``."""
+    """Windows (B, channels, n_mels, F) float32 and per-head targets/masks for ``items``."""
     c = cfg.frontend
-    x = np.empty((len(items), 2, c.n_mels, c.window_frames), np.float32)
+    x = np.empty((len(items), 1 if cfg.input == "mel" else 2, c.n_mels, c.window_frames), np.float32)
     for b, (i, v, s) in enumerate(items):
-        mel = np.asarray(split.mels[i][v][:, :, s : s + c.window_frames], dtype=np.float32)
+        mel = model_input(split.mels[i][v][:, :, s : s + c.window_frames], cfg)
         x[b] = cut_windows(mel, np.zeros(1, np.int64), c)[0][0]
     idx = np.fromiter((i for i, _, _ in items), np.int64, len(items))
     return x, {h: t[idx] for h, t in split.targets.items()}, {h: m[idx] for h, m in split.masks.items()}
@@ -259,7 +284,7 @@ def standard_windows(split: Split, cfg: TrainConfig, variant: int = 0):
     """The windows the runtime would cut (clean unless ``variant``), and their clip index."""
     xs, owner = [], []
     for i, variants in enumerate(split.mels):
-        mel = np.asarray(variants[variant], dtype=np.float32)
+        mel = model_input(variants[variant], cfg)
         w, _ = cut_windows(mel, window_starts(mel.shape[2], cfg.frontend), cfg.frontend)
         xs.append(w)
         owner.append(np.full(len(w), i))
@@ -439,7 +464,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     """
     torch = require_torch()
     from .export import export_classifier
-    from .models import Classifier, ModelConfig, count_parameters
+    from .models import count_parameters
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,8 +486,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
         + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
 
-    model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
-                                   heads={h: len(v) for h, v in taxonomy.items()}))
+    model = build_model(cfg, taxonomy)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
@@ -479,7 +503,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         rng = np.random.default_rng([cfg.seed, start])
         torch.manual_seed(cfg.seed + start)
         say(f"resumed at epoch {start} (best score so far {best_score:.4f})")
-    say(f"model: {cfg.arch} {tuple(cfg.channels)}, {count_parameters(model):,} parameters")
+    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(model):,} parameters")
 
     val_x, val_owner = standard_windows(val, cfg)
     for epoch in range(start, cfg.epochs):
@@ -545,6 +569,9 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     write_confusion(report["test"], taxonomy["quadrant"], out)
     M.write_report(report, out)
 
+    if not cfg.export:
+        say("export = false: not exporting")
+        return out
     say("exporting to ONNX")
     heads = []
     for h, labels in taxonomy.items():

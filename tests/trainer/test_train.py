@@ -126,6 +126,20 @@ def test_ema_weights_are_what_is_validated_checkpointed_and_resumed(data_root, t
     assert resumed["ema"]["updates"] > last["ema"]["updates"] > 0
 
 
+def test_plain_mel_ablation_trains_one_channel_and_evaluates_without_export(data_root, tmp_path):
+    import torch
+
+    from mirtag.trainer.evaluate import evaluate_run
+    from mirtag.trainer.train import train_classifier
+
+    run = train_classifier(_config(tmp_path, input="mel", export=False), data_root)
+    assert not (run / "export").exists()
+    assert torch.load(run / "best.pt", weights_only=True)["model"]["blocks.0.conv.weight"].shape[1] == 1
+    report = evaluate_run(run, data_root)
+    assert "quadrant_accuracy" in report["test"] and "domain_shift" not in report
+    assert len(report["robustness"]) == 5
+
+
 def test_export_cli_installs_into_a_model_folder(data_root, tmp_path):
     from typer.testing import CliRunner
 
