@@ -294,6 +294,7 @@ def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (uses its best.pt and config.json).")],
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
     domain_limit: Annotated[Optional[int], typer.Option(help="Re-encode at most this many test clips for the domain-shift check.")] = None,
+    noise_draws: Annotated[int, typer.Option(min=1, help="Noise draws per SNR in the robustness table (the mean is reported).")] = 3,
 ) -> None:
     """Test-split report with bootstrap intervals, a noise-robustness table and a domain-shift check."""
     from mirtag.trainer import require_torch
@@ -302,7 +303,7 @@ def evaluate_cmd(
     from mirtag.trainer.data import data_root as resolve_root
     from mirtag.trainer.evaluate import evaluate_run
 
-    evaluate_run(run_dir, resolve_root(data_root), domain_limit=domain_limit)
+    evaluate_run(run_dir, resolve_root(data_root), domain_limit=domain_limit, noise_draws=noise_draws)
     err.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.json'}")
 
 
