@@ -293,7 +293,7 @@ def train_generator_cmd(
 def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (uses its best.pt and config.json).")],
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
-    domain_limit: Annotated[Optional[int], typer.Option(help="Re-encode at most this many test clips for the domain-shift check.")] = None,
+    domain_limit: Annotated[Optional[int], typer.Option(help="Re-encode at most this many test clips for the domain-shift check (0 skips it).")] = None,
     noise_draws: Annotated[int, typer.Option(min=1, help="Noise draws per SNR in the robustness table (the mean is reported).")] = 3,
 ) -> None:
     """Test-split report with bootstrap intervals, a noise-robustness table and a domain-shift check."""
