@@ -126,7 +126,8 @@ def main() -> None:
                   "|---|---|---|---|---|"]
         for r in rob:
             rng = r.get("quadrant_accuracy_drop_points_range")
-            drop = fmt(r.get("quadrant_accuracy_drop_points")) + (f" [{rng[0]:.2f}, {rng[1]:.2f}]" if rng else "")
+            d = r.get("quadrant_accuracy_drop_points")
+            drop = ("n/a" if d is None else f"{d + 0.0:.2f}") + (f" [{rng[0] + 0.0:.2f}, {rng[1] + 0.0:.2f}]" if rng else "")
             lines.append(f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
                          f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |")
         draws = next((r.get("noise_draws") for r in rob if r.get("noise_draws")), 1)
@@ -190,8 +191,10 @@ def ablation_table(*runs) -> list[str]:
         rng = ten.get("quadrant_accuracy_drop_points_range")
         drop_cell = "n/a" if drop is None else f"{drop:.1f}" + (f" [{rng[0]:.1f}, {rng[1]:.1f}]" if rng else "")
         lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | " + " | ".join(cells) + f" | {drop_cell} |")
-    lines += ["", "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`); the drop is",
-              "the mean over 3 noise draws per clip (range over draws in brackets)."]
+    lines += ["", "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`: `mirtag train",
+              "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`); the 1.0.0 row is",
+              "the previous shipped configuration. The drop is the mean over 3 noise draws per clip (range over draws",
+              "in brackets). Not run (CPU time): CNN vs ReSE (`configs/ablations/rese.toml`)."]
     return lines
 
 
