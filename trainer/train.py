@@ -260,19 +260,24 @@ def model_input(mel: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     return mel
 
 
+def input_channels(cfg: TrainConfig) -> int:
+    """Channels of the model input: 2 (harmonic, percussive) or 1 (plain mel)."""
+    return 1 if cfg.input == "mel" else 2
+
+
 def build_model(cfg: TrainConfig, taxonomy: dict[str, list[str]]):
     """The untrained classifier of a run's config and taxonomy."""
     from .models import Classifier, ModelConfig
 
     return Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
                                   heads={h: len(v) for h, v in taxonomy.items()},
-                                  in_channels=1 if cfg.input == "mel" else 2))
+                                  in_channels=input_channels(cfg)))
 
 
 def make_batch(split: Split, items, cfg: TrainConfig):
     """Windows (B, channels, n_mels, F) float32 and per-head targets/masks for ``items``."""
     c = cfg.frontend
-    x = np.empty((len(items), 1 if cfg.input == "mel" else 2, c.n_mels, c.window_frames), np.float32)
+    x = np.empty((len(items), input_channels(cfg), c.n_mels, c.window_frames), np.float32)
     for b, (i, v, s) in enumerate(items):
         mel = model_input(split.mels[i][v][:, :, s : s + c.window_frames], cfg)
         x[b] = cut_windows(mel, np.zeros(1, np.int64), c)[0][0]
