@@ -52,6 +52,41 @@ def noise_vector(seed: int, latent_size: int = 128) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, latent_size).astype(np.float32)
 
 
+SHOWN_SHARE = 0.03
+"""A label "shows" on a map when it is the top label of at least this share of the cells (the map targets)."""
+
+
+def plane_z(base: np.ndarray, code_offset: int, dims: Sequence[int], n: int) -> np.ndarray:
+    """Noise vectors of an n x n grid over two code dims through ``base``.
+
+    Parameters
+    ----------
+    base : np.ndarray [shape=(latent_size,)]
+        The noise vector every other dim keeps.
+    code_offset : int
+        Index in z of code dim 0.
+    dims : (int, int)
+        Code dims swept along x (varies fastest) and y, both over ``linspace(-1, 1, n)``.
+    n : int
+        Points per axis.
+
+    Returns
+    -------
+    np.ndarray [shape=(n * n, latent_size), float32], row ``iy * n + ix``
+    """
+    axis = np.linspace(-1.0, 1.0, n, dtype=np.float32)
+    z = np.tile(np.asarray(base, np.float32), (n * n, 1))
+    z[:, code_offset + dims[0]] = np.tile(axis, n)
+    z[:, code_offset + dims[1]] = np.repeat(axis, n)
+    return z
+
+
+def cell_shares(argmax: np.ndarray, n_labels: int) -> np.ndarray:
+    """Share of a map's cells (any shape of top-label indices) that each label owns: (n_labels,)."""
+    counts = np.bincount(np.asarray(argmax).ravel(), minlength=n_labels)
+    return counts / max(counts.sum(), 1)
+
+
 def _load(path: PathLike | None, model_type: str) -> ModelCard:
     """A card of ``model_type``: None = the shipped default, a folder = its registry default, else the file."""
     if path is None:
@@ -285,9 +320,7 @@ class GenreMap:
             raise ParameterError(f"the grid needs n >= 2 points per axis, got {n}")
         base = self.noise(seed)
         axis = np.linspace(-1.0, 1.0, n)
-        z = np.tile(base, (n * n, 1))
-        z[:, self.code_offset + dims[0]] = np.tile(axis, n)  # ix varies fastest
-        z[:, self.code_offset + dims[1]] = np.repeat(axis, n)
+        z = plane_z(base, self.code_offset, dims, n)
         p = self.probs(z, head).reshape(n, n, -1)
         return {**self._base(head, dims, seed), "axis": axis.tolist(), "z": base.tolist(),
                 "argmax": p.argmax(axis=2).tolist(), "probs": _rounded(p)}

@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from mirtag.runtime.genremap import load_pair
+from mirtag.runtime.genremap import SHOWN_SHARE, cell_shares, load_pair
 
 
 def main() -> None:
@@ -32,9 +32,8 @@ def main() -> None:
     print("|---|---|")
     for seed in range(10):
         g = gm.grid("genre", (0, 1), args.grid, seed)
-        counts = np.bincount(np.asarray(g["argmax"]).ravel(), minlength=len(g["labels"]))
-        share = counts / counts.sum()
-        present = [f"{g['labels'][i]} {share[i]:.0%}" for i in np.argsort(-share) if share[i] >= 0.03]
+        share = cell_shares(g["argmax"], len(g["labels"]))
+        present = [f"{g['labels'][i]} {share[i]:.0%}" for i in np.argsort(-share) if share[i] >= SHOWN_SHARE]
         shown.append(len(present))
         print(f"| {seed} | {len(present)}: {', '.join(present)} |")
     n_ok = sum(k >= 3 for k in shown)

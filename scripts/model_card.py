@@ -131,7 +131,7 @@ def main() -> None:
             lines.append(f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
                          f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |")
         draws = next((r.get("noise_draws") for r in rob if r.get("noise_draws")), 1)
-        lines += ["", f"Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
+        lines += ["", "Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
                   f"every level of a draw); the table gives the mean over {draws} draws. Target: quadrant accuracy drops <= 3",
                   "points at 10 dB."]
     ds = report.get("domain_shift")

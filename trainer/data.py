@@ -807,24 +807,20 @@ def plan_augments(
         raise ParameterError(f"snr_range must be (low, high), got {snr_range}")
     if k_mix < 0:
         raise ParameterError(f"k_mix must be >= 0, got {k_mix}")
+    def draw(rng: np.random.Generator, pool: Sequence[Clip], snr_lo: float, snr_hi: float) -> Augment:
+        nc = pool[int(rng.integers(len(pool)))]
+        snr = round(float(rng.uniform(snr_lo, snr_hi)), 2)
+        return Augment(nc.file, snr, int(rng.integers(max(1, int(max_offset)))))
+
     out = {}
     for c in clips:
-        plan = [CLEAN]
         rng = np.random.default_rng([int(seed), zlib.crc32(c.key.encode())])
         if c.music:
-            for _ in range(k):
-                nc = noise[int(rng.integers(len(noise)))]
-                snr = round(float(rng.uniform(lo, hi)), 2)
-                off = int(rng.integers(max(1, int(max_offset))))
-                plan.append(Augment(nc.file, snr, off))
+            extra = [draw(rng, noise, lo, hi) for _ in range(k)]
         else:
             others = [n for n in noise if n.key != c.key]
-            for _ in range(k_mix if others else 0):
-                nc = others[int(rng.integers(len(others)))]
-                snr = round(float(rng.uniform(*mix_snr_range)), 2)
-                off = int(rng.integers(max(1, int(max_offset))))
-                plan.append(Augment(nc.file, snr, off))
-        out[c.key] = plan
+            extra = [draw(rng, others, *mix_snr_range) for _ in range(k_mix if others else 0)]
+        out[c.key] = [CLEAN, *extra]
     return out
 
 

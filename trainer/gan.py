@@ -218,20 +218,14 @@ def map_diversity(G, classifier, genre_head: str, cfg: GanConfig, seeds: range =
     The same noise vectors as ``mirtag map grid --seed S`` (``default_rng(S).uniform(-1, 1, latent)``),
     on a coarser grid, so a checkpoint can be chosen by how many maps show three genres or more.
     """
-    from mirtag.runtime.genremap import noise_vector
+    from mirtag.runtime.genremap import SHOWN_SHARE, cell_shares, noise_vector, plane_z
 
-    n = cfg.map_grid
-    axis = np.linspace(-1.0, 1.0, n, dtype=np.float32)
-    off = cfg.latent_size - cfg.code_dims
     shown = []
     with torch.no_grad():
         for seed in seeds:
-            z = np.tile(noise_vector(seed, cfg.latent_size), (n * n, 1))
-            z[:, off] = np.tile(axis, n)
-            z[:, off + 1] = np.repeat(axis, n)
-            top = classifier.heads[genre_head](classifier.embed(G(torch.from_numpy(z)))).argmax(dim=1).numpy()
-            share = np.bincount(top) / len(top)
-            shown.append(int((share >= 0.03).sum()))
+            z = plane_z(noise_vector(seed, cfg.latent_size), cfg.latent_size - cfg.code_dims, (0, 1), cfg.map_grid)
+            logits = classifier.heads[genre_head](classifier.embed(G(torch.from_numpy(z))))
+            shown.append(int((cell_shares(logits.argmax(dim=1).numpy(), logits.shape[1]) >= SHOWN_SHARE).sum()))
     return shown
 
 
