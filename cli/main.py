@@ -230,8 +230,12 @@ class _RichReporter:
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
-        metrics = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "best") and isinstance(v, float))
-        err.print(f"epoch {row['epoch']:3d} {metrics}{'  (best)' if row.get('best') else ''}", markup=False, highlight=False)
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in row.items()
+                           if k not in ("epoch", "best", "eta_s") and isinstance(v, float))
+        # eta_s is an upper bound for the whole run: early stopping may end it sooner.
+        eta = f"  run ETA <= {row['eta_s'] / 60:.0f} min" if "eta_s" in row else ""
+        err.print(f"epoch {row['epoch']:3d} {metrics}{'  (best)' if row.get('best') else ''}{eta}",
+                  markup=False, highlight=False)
 
     def line(self, text: str) -> None:
         err.print(text, markup=False, highlight=False)

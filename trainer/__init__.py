@@ -12,10 +12,21 @@ from mirtag.runtime.errors import MissingDependencyError
 TRAIN_INSTALL_HINT = 'pip install torch==2.13.0 && pip install "mirtag[train]"'
 
 
+TRAIN_PACKAGES = ("torch", "onnx", "onnxscript")
+
+
 def require_torch():
-    """Import torch, or raise MissingDependencyError with the exact install command."""
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError(f"training needs torch, onnx and onnxscript: run  {TRAIN_INSTALL_HINT}") from None
+    """Import torch, or raise MissingDependencyError with the exact install command.
+
+    onnx and onnxscript (the export at the end of every training run) are checked
+    too, so a run cannot train for an hour and then fail to export.
+    """
+    import importlib.util
+
+    missing = [name for name in TRAIN_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependencyError(f"training needs {', '.join(TRAIN_PACKAGES)} ({', '.join(missing)} missing): "
+                                     f"run  {TRAIN_INSTALL_HINT}")
+    import torch
+
     return torch

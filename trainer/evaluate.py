@@ -1,8 +1,13 @@
 """``mirtag evaluate``: the test report of a trained run, with robustness and domain-shift checks.
 
-- Per head, track level (mean over windows; the quadrant also by majority vote):
-  accuracy, macro-F1, weighted P/R/F1, confusion matrix (CSV and PNG), macro
-  ROC-AUC and PR-AUC over labels with >= 5 test positives, bootstrap 95 % CIs.
+- Per head, track level (mean over windows; the quadrant also by majority vote),
+  decisions at the thresholds tuned on validation (``thresholds.json``):
+  quadrant: accuracy, macro-F1, weighted P/R/F1, confusion matrix; genre and
+  moods: top-1 accuracy, label accuracy, macro-F1 and weighted P/R/F1 over
+  labels with >= 5 test positives, a per-label table; Emotify genre: 3-way
+  accuracy and confusion matrix; music: accuracy, F1s, confusion matrix. Macro
+  ROC-AUC and PR-AUC for every head (labels with >= 5 test positives);
+  confusion matrices as CSV and PNG; bootstrap 95 % CIs on the target metrics.
 - Robustness: the test music clips with held-back noise (the ESC-50 *test*
   categories, never heard in training) mixed in at 20, 10, 5 and 0 dB SNR.
 - Domain shift: the test clips re-encoded as 44.1 kHz stereo MP3 and FLAC (the
@@ -26,7 +31,8 @@ from mirtag.runtime import audio
 
 from . import data as D
 from . import metrics as M
-from .train import TrainConfig, build_model, head_kinds, head_metrics, prepare_data, track_probs, write_confusion
+from .train import (TrainConfig, build_model, head_kinds, head_metrics, prepare_data, read_thresholds, track_probs,
+                    write_confusions)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,10 +124,8 @@ def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | No
     tp, twp, to = track_probs(test, cfg, model, kinds)
     report: dict[str, Any] = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
                               "test_clips": len(test.clips)}
-    report["test"] = head_metrics(test, tp, twp, to, taxonomy, ci=True)
-    write_confusion(report["test"], taxonomy["quadrant"], run)
-    report["test"]["per_label_genre_roc_auc"] = dict(zip(
-        taxonomy["genre"], M.macro_auc(test.targets["genre"], tp["genre"], test.masks["genre"], 5)[1].tolist()))
+    report["test"] = head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=read_thresholds(run))
+    write_confusions(report["test"], run)
 
     # Robustness: held-back noise categories (the ESC-50 test split) at fixed SNRs.
     noise = [c for c in test.clips if not c.music]

@@ -88,6 +88,10 @@ class GanConfig:
     eval_samples: int = 1024
     max_real_windows: int = 12000
     threads: int = 2
+    device: str = "auto"
+    """``auto`` (the first CUDA GPU when torch sees one, else the CPU), ``cpu`` or ``cuda[:N]``. The GAN
+    trains in float32 on any device: the gradient penalty differentiates through the critic's gradient,
+    which half precision makes noisy, and the critic is small."""
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of this session (0 = no limit); --resume continues."""
 
@@ -182,22 +186,24 @@ def mi_loss(T: MIEstimator, c, m):
 
 
 def gradient_penalty(critic, real, fake):
-    eps = torch.rand(real.shape[0], 1, 1, 1)
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
     x = (eps * real + (1 - eps) * fake).requires_grad_(True)
     grad = torch.autograd.grad(critic(x).sum(), x, create_graph=True)[0]
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def sample_z(n: int, latent: int, gen: torch.Generator | None = None):
-    return torch.rand(n, latent, generator=gen) * 2 - 1
+def sample_z(n: int, latent: int, gen: torch.Generator | None = None, device=None):
+    """Noise vectors (n, latent), uniform in [-1, 1]; drawn on the CPU (the same stream on every device)."""
+    z = torch.rand(n, latent, generator=gen) * 2 - 1
+    return z if device is None else z.to(device)
 
 
 def genre_distribution(classifier, x, genre_index: int = 0) -> np.ndarray:
     """Counts of argmax over the classifier's genre head for windows x."""
     with torch.no_grad():
-        logits = classifier(x)
+        logits = classifier(x.to(next(classifier.parameters()).device))
     head = list(logits)[genre_index]
-    return np.bincount(logits[head].argmax(dim=1).numpy(), minlength=logits[head].shape[1])
+    return np.bincount(logits[head].argmax(dim=1).cpu().numpy(), minlength=logits[head].shape[1])
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
@@ -221,11 +227,12 @@ def map_diversity(G, classifier, genre_head: str, cfg: GanConfig, seeds: range =
     from mirtag.runtime.genremap import SHOWN_SHARE, cell_shares, noise_vector, plane_z
 
     shown = []
+    device = next(G.parameters()).device
     with torch.no_grad():
         for seed in seeds:
             z = plane_z(noise_vector(seed, cfg.latent_size), cfg.latent_size - cfg.code_dims, (0, 1), cfg.map_grid)
-            logits = classifier.heads[genre_head](classifier.embed(G(torch.from_numpy(z))))
-            shown.append(int((cell_shares(logits.argmax(dim=1).numpy(), logits.shape[1]) >= SHOWN_SHARE).sum()))
+            logits = classifier.heads[genre_head](classifier.embed(G(torch.from_numpy(z).to(device))))
+            shown.append(int((cell_shares(logits.argmax(dim=1).cpu().numpy(), logits.shape[1]) >= SHOWN_SHARE).sum()))
     return shown
 
 
@@ -240,8 +247,8 @@ def code_plane_diversity(G, classifier, genre_head: str, z, code_dims: int, poin
     b, latent = z.shape
     n = max(1, b // points)
     zp = z[:n].repeat_interleave(points, dim=0)
-    dims = latent - code_dims + torch.rand(n, code_dims).argsort(dim=1)[:, :2]
-    zp.scatter_(1, dims.repeat_interleave(points, dim=0), torch.rand(n * points, 2) * 2 - 1)
+    dims = latent - code_dims + torch.rand(n, code_dims, device=z.device).argsort(dim=1)[:, :2]
+    zp.scatter_(1, dims.repeat_interleave(points, dim=0), torch.rand(n * points, 2, device=z.device) * 2 - 1)
     x = G(zp)
     p = torch.softmax(classifier.heads[genre_head](classifier.embed(x)), dim=1).view(n, points, -1)
     tv = 0.5 * (p[:, :, None, :] - p[:, None, :, :]).abs().sum(dim=3)
@@ -286,6 +293,8 @@ def real_windows(cfg: GanConfig, card: ModelCard, data_root: Path) -> np.ndarray
 def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, reporter=None,
                     real: np.ndarray | None = None) -> Path:
     """Train (or resume) a generator run; exports the best checkpoint. Returns the run folder."""
+    from .device import pick_device
+
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
@@ -294,12 +303,14 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
     t_start = time.time()
 
+    device = pick_device(cfg.device)
     classifier, ccard = load_frozen_classifier(cfg.classifier)
+    classifier.to(device)
     fe = ccard.frontend
     if real is None:
         say("loading real windows from the feature cache")
         real = real_windows(cfg, ccard, data_root)
-    say(f"{len(real)} real windows")
+    say(f"{len(real)} real windows; training on {device}")
     real_t = torch.from_numpy(real)
     genre_idx = [h.name for h in ccard.heads].index("genre") if any(h.name == "genre" for h in ccard.heads) else 0
     labels = ccard.heads[genre_idx].labels
@@ -309,9 +320,9 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         real_dist += genre_distribution(classifier, real_t[s : s + 256].float(), genre_idx)
 
     genre_head = ccard.heads[genre_idx].name
-    p_real = torch.from_numpy((real_dist + 1.0) / (real_dist + 1.0).sum()).float()  # smoothed, no log(0)
-    G, D = Generator(cfg, fe), Critic(cfg, fe)
-    T = MIEstimator(cfg.code_dims, classifier.embed_dim)
+    p_real = torch.from_numpy((real_dist + 1.0) / (real_dist + 1.0).sum()).float().to(device)  # smoothed, no log(0)
+    G, D = Generator(cfg, fe).to(device), Critic(cfg, fe).to(device)
+    T = MIEstimator(cfg.code_dims, classifier.embed_dim).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
     opt_t = torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
@@ -343,16 +354,16 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         G.train()
         for _ in range(cfg.n_critic):
             idx = rng.integers(0, len(real), cfg.batch_size)
-            xr = real_t[idx].float()
+            xr = real_t[idx].float().to(device)
             with torch.no_grad():
-                xf = G(sample_z(cfg.batch_size, cfg.latent_size))
+                xf = G(sample_z(cfg.batch_size, cfg.latent_size, device=device))
             d_real, d_fake = D(xr).mean(), D(xf).mean()
             loss_d = d_fake - d_real + cfg.gp_weight * gradient_penalty(D, xr, xf)
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
             w_est = float((d_real - d_fake).detach())
-        z = sample_z(cfg.batch_size, cfg.latent_size)
+        z = sample_z(cfg.batch_size, cfg.latent_size, device=device)
         xf = G(z)
         m = classifier.embed(xf)
         loss_mi = mi_loss(T, z[:, code], m)
@@ -377,7 +388,7 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
         if step % cfg.eval_every == 0 or step == cfg.steps:
             G.eval()
             with torch.no_grad():
-                fake_dist = sum(genre_distribution(classifier, G(z_eval[s : s + 256]), genre_idx)
+                fake_dist = sum(genre_distribution(classifier, G(z_eval[s : s + 256].to(device)), genre_idx)
                                 for s in range(0, len(z_eval), 256))
                 shown = map_diversity(G, classifier, genre_head, cfg)
             tv = total_variation(real_dist.astype(float), fake_dist.astype(float))
@@ -415,6 +426,7 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     say(f"exporting the checkpoint of step {best['step']} (TV {best['tv']:.3f})")
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     G.load_state_dict(ck["G"])
+    G.to("cpu")  # export and its parity check run on the CPU, as the runtime does
     export_generator(G.eval(), cfg, fe, ccard, out / "export", provenance={
         "trainer": "mirtag train generator", "config": dataclasses.asdict(cfg), "best_step": best["step"],
         "tv_distance": best["tv"], "real_distribution": dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist())),

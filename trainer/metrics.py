@@ -30,8 +30,10 @@ __all__ = [
     "confusion_matrix",
     "confusion_png",
     "macro_auc",
+    "multilabel_prf",
     "precision_recall_f1",
     "roc_auc",
+    "top1_accuracy",
     "track_level",
     "track_votes",
     "tune_thresholds",
@@ -146,6 +148,102 @@ def precision_recall_f1(cm: np.ndarray) -> dict:
         "weighted_recall": float(np.sum(weights * recall)),
         "weighted_f1": float(np.sum(weights * f1)),
     }
+
+
+# --------------------------------------------------------------------------- #
+# multi-label classification
+# --------------------------------------------------------------------------- #
+
+
+def multilabel_prf(Y: np.ndarray, B: np.ndarray, mask: np.ndarray | None = None, min_positives: int = 5) -> dict:
+    """Per-label and averaged precision, recall and F1 of thresholded multi-label predictions.
+
+    Each label is judged on the rows where it is supervised (``mask``). Labels
+    with fewer than ``min_positives`` supervised positives are left out of the
+    averages (as in :func:`macro_auc`: an F1 from two positives is noise).
+
+    Parameters
+    ----------
+    Y : np.ndarray, shape (n, L), {0, 1}
+        Ground truth.
+    B : np.ndarray, shape (n, L), bool
+        Predictions (scores at or above the label's threshold).
+    mask : np.ndarray, shape (n, L), bool, optional
+        True where the label is known for that row; None means all known.
+    min_positives : int
+        Minimum supervised positives for a label to enter the averages.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1``: np.ndarray (L,) float64;
+        ``support``, ``tp``, ``fp``, ``fn``, ``tn``: np.ndarray (L,) int64;
+        ``evaluated``: np.ndarray (L,) bool (labels in the averages);
+        ``macro_f1``; ``weighted_precision``, ``weighted_recall``,
+        ``weighted_f1`` (support-weighted); ``label_accuracy`` (fraction of
+        correct supervised (row, label) decisions over the evaluated labels).
+        Averages are nan when no label qualifies.
+    """
+    Y = np.asarray(Y).astype(bool)
+    B = np.asarray(B).astype(bool)
+    if Y.shape != B.shape or Y.ndim != 2:
+        raise ValueError(f"Y and B must be (n, L) of the same shape, got {Y.shape} and {B.shape}")
+    known = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
+    if known.shape != Y.shape:
+        raise ValueError(f"mask shape {known.shape} differs from Y shape {Y.shape}")
+    tp = (Y & B & known).sum(axis=0)
+    fp = (~Y & B & known).sum(axis=0)
+    fn = (Y & ~B & known).sum(axis=0)
+    tn = (~Y & ~B & known).sum(axis=0)
+    precision = _safe_div(tp, tp + fp)
+    recall = _safe_div(tp, tp + fn)
+    f1 = _safe_div(2.0 * precision * recall, precision + recall)
+    support = tp + fn
+    evaluated = support >= max(1, min_positives)
+    out = {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64),
+           "tp": tp.astype(np.int64), "fp": fp.astype(np.int64), "fn": fn.astype(np.int64),
+           "tn": tn.astype(np.int64), "evaluated": evaluated}
+    if not evaluated.any():
+        nan = float("nan")
+        return out | {"macro_f1": nan, "weighted_precision": nan, "weighted_recall": nan, "weighted_f1": nan,
+                      "label_accuracy": nan}
+    w = support[evaluated] / support[evaluated].sum()
+    decisions = (tp + fp + fn + tn)[evaluated].sum()
+    return out | {
+        "macro_f1": float(f1[evaluated].mean()),
+        "weighted_precision": float(np.sum(w * precision[evaluated])),
+        "weighted_recall": float(np.sum(w * recall[evaluated])),
+        "weighted_f1": float(np.sum(w * f1[evaluated])),
+        "label_accuracy": float((tp + tn)[evaluated].sum() / decisions) if decisions else float("nan"),
+    }
+
+
+def top1_accuracy(Y: np.ndarray, S: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Fraction of rows whose highest-scoring supervised label is one of their positives.
+
+    What a user of a tagger sees first ("is the top genre right?"). Rows with
+    no supervised positive are left out; unsupervised labels cannot win.
+
+    Parameters
+    ----------
+    Y : np.ndarray, shape (n, L), {0, 1}
+    S : np.ndarray, shape (n, L)
+        Scores.
+    mask : np.ndarray, shape (n, L), bool, optional
+
+    Returns
+    -------
+    float
+        In [0, 1]; nan when no row has a supervised positive.
+    """
+    Y = np.asarray(Y).astype(bool)
+    S = np.asarray(S, dtype=np.float64)
+    known = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
+    rows = (Y & known).any(axis=1)
+    if not rows.any():
+        return float("nan")
+    top = np.where(known, S, -np.inf)[rows].argmax(axis=1)
+    return float(Y[rows][np.arange(rows.sum()), top].mean())
 
 
 # --------------------------------------------------------------------------- #

@@ -2,7 +2,7 @@
 
 One run lives in a folder (``out_dir``): ``config.json`` (the resolved config),
 ``last.pt`` / ``best.pt`` checkpoints (model, optimiser, epoch, history; loaded
-with ``weights_only=True``), ``history.jsonl`` (per-epoch metrics), and, after
+with ``weights_only=True``), ``history.json`` (per-epoch metrics), and, after
 training, ``thresholds.json``, ``report.json``/``report.md`` and ``export/``
 (the ONNX model and its card). ``--resume`` continues from ``last.pt``.
 
@@ -53,6 +53,15 @@ class TrainConfig:
     out_dir: str = "runs/tagger"
     # data
     datasets: tuple[str, ...] = ("4q", "emotify", "esc50")
+    """Built-in readers: ``4q``, ``emotify``, ``esc50`` (manifests under the data root) and ``gtzan``."""
+    gtzan_dir: str = "gtzan"
+    """The GTZAN folder (``genres/<genre>/<genre>.000NN.wav|.au``), relative to the data root, read when
+    ``datasets`` names ``gtzan``; its split comes from the fault-filtered lists."""
+    manifests: tuple[dict, ...] = ()
+    """Extra CSV manifests, each a dataset of its own (TOML ``[[data.manifests]]`` tables): ``name``,
+    ``file`` (relative to the data root, as are its ``file`` column's paths), ``labels`` (column ->
+    ``[head, kind]`` or ``[head, kind, label]``, kind ``single``/``multi``/``soft``), and optional
+    ``group`` (artist column), ``split`` (column fixing the split) and ``music`` (default true)."""
     cache_dir: str = "cache/features"
     workers: int = 2
     noise_variants: int = 2
@@ -80,6 +89,10 @@ class TrainConfig:
     noise_repeat: int = 4
     """How often each non-music (ESC-50) training clip is seen per epoch (class balance)."""
     threads: int = 2
+    device: str = "auto"
+    """``auto`` (the first CUDA GPU when torch sees one, else the CPU), ``cpu`` or ``cuda[:N]``."""
+    amp: bool = True
+    """Mixed precision on CUDA (bfloat16 autocast, or float16 with loss scaling); the CPU stays float32."""
     input: str = "hpss"
     """Model input: ``hpss`` (harmonic and percussive mel channels, what ships) or ``mel`` (the two summed
     back into the plain mel spectrogram, one channel: H + P = S with margin 1). ``mel`` is the HPSS ablation;
@@ -105,7 +118,7 @@ class TrainConfig:
         for key in ("hpss_kernel", "hpss_margin", "channels"):
             if key in fe:
                 fe[key] = tuple(fe[key])
-        for key in ("datasets", "snr_db", "noise_mix_snr_db", "heads", "channels"):
+        for key in ("datasets", "snr_db", "noise_mix_snr_db", "heads", "channels", "manifests"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(frontend=FrontendConfig(**fe), **d)
@@ -163,13 +176,32 @@ class Split:
                      [self.mels[i] for i in keep] if mels is None else mels)
 
 
+def read_manifest_spec(spec: dict, root: Path) -> list:
+    """The clips of one ``[[data.manifests]]`` table (see :attr:`TrainConfig.manifests`)."""
+    unknown = set(spec) - {"name", "file", "labels", "group", "split", "music"}
+    missing = {"name", "file", "labels"} - set(spec)
+    if unknown or missing:
+        raise ParameterError(f"manifest {spec.get('name', '?')!r}: "
+                             + (f"unknown keys {sorted(unknown)} " if unknown else "")
+                             + (f"missing keys {sorted(missing)}" if missing else ""))
+    return D.read_manifest(Path(root) / spec["file"], root, label_columns={c: tuple(v) for c, v in spec["labels"].items()},
+                           dataset=spec["name"], group_column=spec.get("group"), split_column=spec.get("split"),
+                           music=bool(spec.get("music", True)))
+
+
 def load_clips(cfg: TrainConfig, root: Path) -> list:
-    readers = {"4q": D.read_4q, "emotify": D.read_emotify, "esc50": D.read_esc50}
-    clips = []
+    """Every clip of the run's datasets and manifests (``max_clips`` of each when set)."""
+    readers = {"4q": D.read_4q, "emotify": D.read_emotify, "esc50": D.read_esc50,
+               "gtzan": lambda r: D.read_gtzan(Path(r) / cfg.gtzan_dir)}
+    sources = []
     for name in cfg.datasets:
         if name not in readers:
-            raise ParameterError(f"unknown dataset {name!r} (have {sorted(readers)})")
-        got = readers[name](root)
+            raise ParameterError(f"unknown dataset {name!r} (have {sorted(readers)}; CSV manifests go in [[data.manifests]])")
+        sources.append(readers[name])
+    sources += [lambda r, spec=spec: read_manifest_spec(spec, r) for spec in cfg.manifests]
+    clips = []
+    for read in sources:
+        got = read(root)
         if cfg.max_clips:
             rng = np.random.default_rng(cfg.seed)
             got = [got[i] for i in sorted(rng.choice(len(got), min(cfg.max_clips, len(got)), replace=False))]
@@ -204,7 +236,9 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
     """
     clips = load_clips(cfg, root)
     split_of = assign_splits(clips, cfg)
-    taxonomy = D.build_taxonomy(clips, cfg.min_genre, cfg.min_mood)
+    # A manifest's genres join the taxonomy (GTZAN's lower-case names are mapped onto it instead).
+    taxonomy = D.build_taxonomy(clips, cfg.min_genre, cfg.min_mood,
+                                genre_datasets=("4q", "emotify", *(m["name"] for m in cfg.manifests)))
     taxonomy = {h: labels for h, labels in taxonomy.items() if h in cfg.heads and labels}
     noise = [c for c in clips if not c.music and split_of[c.key] == "train"]
     train = [c for c in clips if split_of[c.key] == "train"]
@@ -307,6 +341,7 @@ def masked_loss(logits: dict, targets: dict, masks: dict, kinds: dict, weights: 
     parts = {}
     for h, z in logits.items():
         t, m = targets[h], masks[h]
+        z = z.float()  # autocast logits may be half precision; the losses stay float32
         if kinds[h] == "softmax":
             rows = m.amax(dim=1) > 0
             if not rows.any():
@@ -322,16 +357,17 @@ def masked_loss(logits: dict, targets: dict, masks: dict, kinds: dict, weights: 
 
 
 def predict(model, x: np.ndarray, kinds: dict, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Window probabilities per head (eval mode, no grad)."""
+    """Window probabilities per head (eval mode, no grad, float32, on the model's device)."""
     torch = require_torch()
     model.eval()
+    device = next(model.parameters()).device
     outs: dict[str, list[np.ndarray]] = {h: [] for h in kinds}
     with torch.no_grad():
         for s in range(0, len(x), batch_size):
-            logits = model(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])))
+            logits = model(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(device))
             for h, z in logits.items():
                 p = torch.softmax(z, dim=1) if kinds[h] == "softmax" else torch.sigmoid(z)
-                outs[h].append(p.numpy())
+                outs[h].append(p.cpu().numpy())
     return {h: np.concatenate(v) for h, v in outs.items()}
 
 
@@ -342,9 +378,21 @@ def track_probs(split: Split, cfg: TrainConfig, model, kinds: dict, variant: int
     return {h: M.track_level(p, owner, n) for h, p in probs.items()}, probs, owner
 
 
-def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarray, taxonomy: dict, ci: bool = False) -> dict:
-    """The numbers the issue asks for, on one split (track level)."""
+def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarray, taxonomy: dict, ci: bool = False,
+                 thresholds: dict[str, Any] | None = None) -> dict:
+    """The numbers the issue asks for, on one split (track level).
+
+    Without ``thresholds`` (the per-epoch validation): the target metrics only.
+    With them (``{head: per-label thresholds}``, tuned on validation), every head's
+    decisions are judged too: accuracy, macro-F1, support-weighted precision,
+    recall and F1, ROC-AUC and PR-AUC, per-label tables (``<head>_per_label``)
+    and confusion matrices (``<name>_confusion``: ``{"labels", "matrix"}``, written
+    to files by :func:`write_confusions`). ``ci`` adds bootstrap 95 % intervals
+    to the target metrics and the headline accuracies.
+    """
     res: dict[str, Any] = {}
+    detail = thresholds is not None
+    thresholds = thresholds or {}
     datasets = np.array([c.dataset for c in split.clips])
 
     def maybe_ci(fn, *arrays):
@@ -354,6 +402,28 @@ def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarra
         point, lo, hi = M.bootstrap_ci(fn, *arrays, n_boot=1000, seed=0)
         return {"value": point, "low": lo, "high": hi}
 
+    def aucs(h: str) -> None:
+        Y, S, Mk = split.targets[h], probs[h], split.masks[h]
+        res[f"{h}_macro_roc_auc"] = maybe_ci(lambda y, s, m: M.macro_auc(y, s, m, min_positives=5)[0], Y, S, Mk)
+        res[f"{h}_macro_pr_auc"] = M.macro_auc(Y, S, Mk, 5, kind="pr")[0]
+
+    def decisions(h: str) -> None:
+        """Thresholded multi-label decisions of head ``h`` and its per-label table."""
+        Y, S, Mk = split.targets[h], probs[h], split.masks[h]
+        thr = np.asarray(thresholds[h], dtype=np.float64)
+        prf = M.multilabel_prf(Y, S >= thr, Mk, min_positives=5)
+        res[f"{h}_top1_accuracy"] = maybe_ci(M.top1_accuracy, Y, S, Mk)
+        res[f"{h}_label_accuracy"] = prf["label_accuracy"]
+        for k in ("macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"):
+            res[f"{h}_{k}"] = prf[k]
+        roc = M.macro_auc(Y, S, Mk, 5)[1]
+        pr = M.macro_auc(Y, S, Mk, 5, kind="pr")[1]
+        res[f"{h}_per_label"] = [
+            {"label": lab, "test_positives": int(prf["support"][j]), "threshold": round(float(thr[j]), 3),
+             "precision": prf["precision"][j], "recall": prf["recall"][j], "f1": prf["f1"][j],
+             "roc_auc": roc[j], "pr_auc": pr[j]}
+            for j, lab in enumerate(taxonomy[h])]
+
     if "quadrant" in probs:
         rows = split.masks["quadrant"].max(axis=1) > 0
         if rows.any():
@@ -362,29 +432,61 @@ def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarra
             votes = M.track_votes(window_probs["quadrant"], owner, len(split.clips))[rows]
             res["quadrant_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, p)
             res["quadrant_accuracy_vote"] = maybe_ci(M.accuracy, y, votes)
-            cm = M.confusion_matrix(y, p.argmax(axis=1), 4)
+            cm = M.confusion_matrix(y, p.argmax(axis=1), len(taxonomy["quadrant"]))
             prf = M.precision_recall_f1(cm)
             res["quadrant_macro_f1"] = prf["macro_f1"]
             res["quadrant_weighted_f1"] = prf["weighted_f1"]
-            res["quadrant_confusion"] = cm.tolist()
+            if detail:
+                res["quadrant_weighted_precision"] = prf["weighted_precision"]
+                res["quadrant_weighted_recall"] = prf["weighted_recall"]
+                Y, S = split.targets["quadrant"][rows], probs["quadrant"][rows]
+                res["quadrant_macro_roc_auc"] = M.macro_auc(Y, S, None, 5)[0]
+                res["quadrant_macro_pr_auc"] = M.macro_auc(Y, S, None, 5, kind="pr")[0]
+                res["quadrant_confusion"] = {"labels": list(taxonomy["quadrant"]), "matrix": cm.tolist()}
     if "genre" in probs:
         lab = taxonomy["genre"]
-        res["genre_macro_roc_auc"] = maybe_ci(
-            lambda Y, S, Mk: M.macro_auc(Y, S, Mk, min_positives=5)[0], split.targets["genre"], probs["genre"], split.masks["genre"])
-        res["genre_macro_pr_auc"] = M.macro_auc(split.targets["genre"], probs["genre"], split.masks["genre"], 5, kind="pr")[0]
+        aucs("genre")
         emo = datasets == "emotify"
         if emo.any() and all(g in lab for g in EMOTIFY_GENRES):
             cols = [lab.index(g) for g in EMOTIFY_GENRES]
             y = split.targets["genre"][emo][:, cols].argmax(axis=1)
-            res["emotify_genre_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, probs["genre"][emo][:, cols])
+            p = probs["genre"][emo][:, cols]
+            res["emotify_genre_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, p)
+            if detail:
+                cm = M.confusion_matrix(y, p.argmax(axis=1), len(cols))
+                res["emotify_genre_macro_f1"] = M.precision_recall_f1(cm)["macro_f1"]
+                res["emotify_genre_confusion"] = {"labels": list(EMOTIFY_GENRES), "matrix": cm.tolist()}
+        if "genre" in thresholds:
+            decisions("genre")
     if "moods" in probs:
-        res["moods_macro_roc_auc"] = maybe_ci(
-            lambda Y, S, Mk: M.macro_auc(Y, S, Mk, min_positives=5)[0], split.targets["moods"], probs["moods"], split.masks["moods"])
-        res["moods_macro_pr_auc"] = M.macro_auc(split.targets["moods"], probs["moods"], split.masks["moods"], 5, kind="pr")[0]
+        aucs("moods")
+        if "moods" in thresholds:
+            decisions("moods")
     if "music" in probs:
         y = split.targets["music"][:, 0]
         if 0 < y.sum() < len(y):
-            res["music_roc_auc"] = maybe_ci(M.roc_auc, y, probs["music"][:, 0])
+            s = probs["music"][:, 0]
+            res["music_roc_auc"] = maybe_ci(M.roc_auc, y, s)
+            if "music" in thresholds:
+                b = (s >= float(thresholds["music"][0])).astype(np.int64)
+                yi = y.astype(np.int64)
+                res["music_accuracy"] = maybe_ci(M.accuracy, yi, b)
+                cm = M.confusion_matrix(yi, b, 2)
+                prf = M.precision_recall_f1(cm)
+                for k in ("macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"):
+                    res[f"music_{k}"] = prf[k]
+                res["music_pr_auc"] = M.average_precision(y, s)
+                res["music_threshold"] = round(float(thresholds["music"][0]), 3)
+                res["music_confusion"] = {"labels": ["not music", "music"], "matrix": cm.tolist()}
+                # Which kinds of sound pass for music: the mean music score of each non-music category.
+                by_kind: dict[str, list[float]] = {}
+                for c, v in zip(split.clips, s):
+                    if not c.music:
+                        by_kind.setdefault(c.category or c.group or c.dataset, []).append(float(v))
+                res["music_score_of_non_music"] = [
+                    {"category": k, "clips": len(v), "mean_music_score": float(np.mean(v)),
+                     "above_threshold": int(sum(x >= float(thresholds["music"][0]) for x in v))}
+                    for k, v in sorted(by_kind.items(), key=lambda kv: -np.mean(kv[1]))]
     if "emotions" in probs:
         rows = split.masks["emotions"].max(axis=1) > 0
         if rows.any():
@@ -393,15 +495,25 @@ def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarra
     return res
 
 
-def write_confusion(section: dict, labels, out_dir: Path, stem: str = "confusion_quadrant") -> None:
-    """Move ``quadrant_confusion`` out of a report section into CSV and PNG files beside the report."""
-    cm = section.pop("quadrant_confusion", None)
-    if cm is None:
-        return
-    cm = np.asarray(cm)
-    M.confusion_csv(cm, labels, out_dir / f"{stem}.csv")
-    M.confusion_png(cm, labels, out_dir / f"{stem}.png", "Quadrant, test split (track level)")
-    section["quadrant_confusion_files"] = f"{stem}.csv, {stem}.png"
+CONFUSION_TITLES = {"quadrant": "Quadrant", "emotify_genre": "Emotify genre (argmax of 3)", "music": "Music vs not music"}
+
+
+def write_confusions(section: dict, out_dir: Path, split_name: str = "test") -> None:
+    """Move every ``<name>_confusion`` of a report section into ``confusion_<name>.csv`` and ``.png``."""
+    for key in [k for k in section if k.endswith("_confusion")]:
+        name = key.removesuffix("_confusion")
+        cm = section.pop(key)
+        stem = f"confusion_{name}"
+        M.confusion_csv(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.csv")
+        M.confusion_png(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.png",
+                        f"{CONFUSION_TITLES.get(name, name)}, {split_name} split (track level)")
+        section[f"{key}_files"] = f"{stem}.csv, {stem}.png"
+
+
+def read_thresholds(run_dir: Path) -> dict[str, list[float]]:
+    """A run's validation-tuned thresholds (``thresholds.json``), ``{}`` when it has none."""
+    path = Path(run_dir) / "thresholds.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def selection_score(m: dict) -> float:
@@ -468,6 +580,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     and ``epoch(dict)`` methods (the CLI's rich display); logging is used otherwise.
     """
     torch = require_torch()
+    from .device import MixedPrecision, pick_device
     from .export import export_classifier
     from .models import count_parameters
 
@@ -491,7 +604,9 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
         + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
 
-    model = build_model(cfg, taxonomy)
+    device = pick_device(cfg.device)
+    precision = MixedPrecision(device, cfg.amp)
+    model = build_model(cfg, taxonomy).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
@@ -503,14 +618,20 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
             ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
+        precision.load_state_dict(ck.get("scaler", {}))
         start, best_score, stale = int(ck["epoch"]) + 1, float(ck["best_score"]), int(ck["stale"])
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
         rng = np.random.default_rng([cfg.seed, start])
         torch.manual_seed(cfg.seed + start)
         say(f"resumed at epoch {start} (best score so far {best_score:.4f})")
-    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(model):,} parameters")
+    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(model):,} parameters; "
+        f"training on {device} ({'mixed precision ' + str(precision.dtype).removeprefix('torch.') if precision.enabled else 'float32'})")
+
+    def tensors(arrays: dict) -> dict:
+        return {h: torch.from_numpy(v).to(device, non_blocking=True) for h, v in arrays.items()}
 
     val_x, val_owner = standard_windows(val, cfg)
+    session_seconds: list[float] = []
     for epoch in range(start, cfg.epochs):
         if stale >= cfg.patience:
             break
@@ -521,12 +642,10 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         running = 0.0
         for b in range(n_batches):
             x, t, m = make_batch(train, items[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg)
-            logits = model(torch.from_numpy(x))
-            loss, _ = masked_loss(logits, {h: torch.from_numpy(v) for h, v in t.items()},
-                                  {h: torch.from_numpy(v) for h, v in m.items()}, kinds, cfg.head_weights)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with precision.autocast():
+                logits = model(torch.from_numpy(x).to(device, non_blocking=True))
+                loss, _ = masked_loss(logits, tensors(t), tensors(m), kinds, cfg.head_weights)
+            precision.step(loss, opt)
             if ema is not None:
                 ema.update(model)
             running += float(loss.detach())
@@ -549,16 +668,21 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
             stale += 1
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "epoch": epoch, "best_score": best_score, "stale": stale,
-                    **({"ema": ema.state_dict()} if ema is not None else {})}, last)
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
+                    **({"scaler": precision.state_dict()} if precision.state_dict() else {})}, last)
         (out / "history.json").write_text(json.dumps(history, indent=1))
+        session_seconds.append(row["seconds"])
+        # An upper bound: early stopping may end the run sooner.
+        eta = float(np.mean(session_seconds)) * (cfg.epochs - epoch - 1)
         if reporter:
-            reporter.epoch(row | {"best": improved})
+            reporter.epoch(row | {"best": improved, "eta_s": eta})
         else:
-            _LOGGER.info("epoch %d: %s", epoch, json.dumps(row))
+            _LOGGER.info("epoch %d: %s (run ETA at most %.0f min)", epoch, json.dumps(row), eta / 60)
 
     say("selecting the best checkpoint, tuning thresholds on validation")
     ck = torch.load(best, map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
+    model.to("cpu")  # evaluation, thresholds and export run on the CPU, as the runtime does
     vp, vwp, vo = track_probs(val, cfg, model, kinds)
     thresholds = {h: M.tune_thresholds(val.targets[h], vp[h], val.masks[h]).tolist()
                   for h in taxonomy if kinds[h] == "sigmoid"}
@@ -569,9 +693,8 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     tp, twp, to = track_probs(test, cfg, model, kinds)
     report = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
               "validation": head_metrics(val, vp, vwp, vo, taxonomy),
-              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True)}
-    report["validation"].pop("quadrant_confusion", None)
-    write_confusion(report["test"], taxonomy["quadrant"], out)
+              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=thresholds)}
+    write_confusions(report["test"], out)
     M.write_report(report, out)
 
     if not cfg.export:

@@ -472,3 +472,31 @@ def test_data_module_does_not_import_torch():
 
     code = "import sys, mirtag.trainer.data; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_training_config_reaches_the_gtzan_and_manifest_readers(tmp_path):
+    from mirtag.trainer.train import TrainConfig, assign_splits, load_clips
+
+    genres = tmp_path / "gtzan" / "genres"
+    for stem in ("blues.00000", "blues.00012", "blues.00029"):
+        (genres / "blues").mkdir(parents=True, exist_ok=True)
+        sf.write(genres / "blues" / f"{stem}.wav", music_like(SR, 0.5, seed=1), SR, subtype="PCM_16")
+    _write_csv(tmp_path / "mine" / "mine.csv", ["file", "artist", "genres"],
+               [[f"mine/{i}.flac", f"Artist {i % 3}", "Jazz;Blues" if i % 2 else "Jazz"] for i in range(9)])
+    config = tmp_path / "run.toml"
+    config.write_text('[data]\ndatasets = ["gtzan"]\n\n[[data.manifests]]\nname = "mine"\nfile = "mine/mine.csv"\n'
+                      'group = "artist"\nlabels = { genres = ["genre", "multi"] }\n')
+    cfg = TrainConfig.from_toml(config)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    clips = load_clips(cfg, tmp_path)
+    by = Counter(c.dataset for c in clips)
+    assert by == {"gtzan": 3, "mine": 9}
+    mine = [c for c in clips if c.dataset == "mine"]
+    assert mine[1].genres == ("Jazz", "Blues") and mine[0].file == "mine/0.flac"
+    splits = assign_splits(clips, cfg)
+    assert {splits[c.key] for c in clips if c.dataset == "gtzan"} == {"validation", "test", "train"}
+    assert D.leaking_groups(mine, splits) == {}, "an artist must stay in one split"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ndatasets = []\n\n[[data.manifests]]\nname = "mine"\nfile = "mine/mine.csv"\nlabel = {}\n')
+    with pytest.raises(ParameterError, match="unknown keys \\['label'\\].*missing keys \\['labels'\\]"):
+        load_clips(TrainConfig.from_toml(bad), tmp_path)

@@ -286,3 +286,38 @@ def test_write_report(tmp_path):
     assert "| rock | 0.900 |" in md
     assert "| perturbation | accuracy | delta |" in md
     assert "| noise_20db | 0.700 | -0.110 |" in md
+
+
+def test_multilabel_prf_counts_only_supervised_decisions():
+    Y = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 0]])
+    B = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=bool)
+    mask = np.ones_like(Y, dtype=bool)
+    mask[3, 2] = False  # not labelled: its (wrong or right) decision does not count
+    r = M.multilabel_prf(Y, B, mask, min_positives=1)
+    assert r["tp"].tolist() == [2, 1, 0] and r["fp"].tolist() == [0, 1, 1] and r["fn"].tolist() == [1, 1, 1]
+    assert r["tn"].tolist() == [1, 1, 1]
+    np.testing.assert_allclose(r["precision"], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(r["recall"], [2 / 3, 0.5, 0.0])
+    f1 = np.array([0.8, 0.5, 0.0])
+    np.testing.assert_allclose(r["f1"], f1)
+    assert r["macro_f1"] == pytest.approx(f1.mean())
+    assert r["weighted_f1"] == pytest.approx((3 * 0.8 + 2 * 0.5 + 1 * 0.0) / 6)
+    assert r["label_accuracy"] == pytest.approx((3 + 2 + 1) / 11)
+
+
+def test_multilabel_prf_leaves_rare_labels_out_of_the_averages():
+    Y = np.array([[1, 1], [1, 0], [0, 0]])
+    B = np.array([[1, 0], [1, 0], [0, 0]], dtype=bool)
+    r = M.multilabel_prf(Y, B, min_positives=2)
+    assert r["evaluated"].tolist() == [True, False]
+    assert r["macro_f1"] == 1.0 and r["weighted_recall"] == 1.0
+    assert np.isnan(M.multilabel_prf(Y, B, min_positives=5)["macro_f1"])
+
+
+def test_top1_accuracy_ignores_unsupervised_labels_and_rows_without_positives():
+    Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    S = np.array([[0.2, 0.9, 0.1], [0.1, 0.8, 0.95], [0.9, 0.1, 0.1]])
+    mask = np.array([[1, 0, 1], [1, 1, 1], [1, 1, 1]], dtype=bool)
+    # Row 0: label 1 (0.9) is not supervised, so label 0 wins: a hit. Row 1: label 2 wins: a miss. Row 2: no positive.
+    assert M.top1_accuracy(Y, S, mask) == 0.5
+    assert M.top1_accuracy(Y, S) == 0.0

@@ -156,15 +156,35 @@ def test_export_cli_installs_into_a_model_folder(data_root, tmp_path):
     assert Tagger.load(models, device="cpu").card.name == "tiny-trained"
 
 
-def test_missing_torch_gives_the_install_command(monkeypatch):
+@pytest.mark.parametrize("missing", ["torch", "onnxscript"])
+def test_missing_train_packages_give_the_install_command(monkeypatch, missing):
     import sys
 
     from mirtag.runtime.errors import MissingDependencyError
     from mirtag.trainer import require_torch
 
-    monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install torch==2\.13\.0"):
+    # onnx(script) is checked before training starts: the export at the end of a run needs it.
+    monkeypatch.setitem(sys.modules, missing, None)
+    with pytest.raises(MissingDependencyError, match=rf"\({missing} missing\): run  pip install torch==2\.13\.0"):
         require_torch()
+
+
+def test_training_runs_under_mixed_precision(data_root, tmp_path, monkeypatch, caplog):
+    """The autocast + loss-scaling path of a CUDA run, forced on the CPU (bfloat16)."""
+    from mirtag.trainer import device
+    from mirtag.trainer.train import train_classifier
+
+    class CpuMixedPrecision(device.MixedPrecision):
+        def __init__(self, dev, enabled=True):
+            super().__init__(dev, enabled, allow_cpu=True)
+
+    monkeypatch.setattr(device, "MixedPrecision", CpuMixedPrecision)
+    with caplog.at_level("INFO", logger="mirtag.trainer.train"):
+        run = train_classifier(_config(tmp_path, epochs=2, export=False), data_root)
+    assert "training on cpu (mixed precision bfloat16)" in caplog.text
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    assert np.isfinite(history[-1]["score"])
 
 
 def test_evaluate_writes_robustness_and_domain_shift(data_root, tmp_path):
@@ -179,6 +199,20 @@ def test_evaluate_writes_robustness_and_domain_shift(data_root, tmp_path):
     assert shift["clips"] == 2 and 0.0 <= shift["mp3_top1_agreement"]["quadrant"] <= 1.0
     assert (run / "confusion_quadrant.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "robustness" in (run / "report.md").read_text()
+    # Every head's decisions, at the thresholds tuned on validation.
+    test = report["test"]
+    for key in ("quadrant_weighted_precision", "quadrant_weighted_recall", "quadrant_macro_roc_auc",
+                "genre_top1_accuracy", "genre_macro_f1", "genre_weighted_f1", "moods_label_accuracy",
+                "music_accuracy", "music_weighted_f1"):
+        assert key in test, key
+    thresholds = json.loads((run / "thresholds.json").read_text())
+    assert [r["threshold"] for r in test["genre_per_label"]] == [round(t, 3) for t in thresholds["genre"]]
+    assert test["music_confusion_files"] == "confusion_music.csv, confusion_music.png"
+    rows = (run / "confusion_music.csv").read_text().splitlines()
+    assert rows[0] == "true\\predicted,not music,music"
+    assert sum(int(v) for r in rows[1:] for v in r.split(",")[1:]) == report["test_clips"]
+    kinds = test["music_score_of_non_music"]
+    assert kinds and all(0.0 <= k["mean_music_score"] <= 1.0 and k["category"].startswith("cat") for k in kinds)
 
 
 def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
