@@ -251,6 +251,7 @@ def train_classifier_cmd(
     out_dir: Annotated[Optional[str], typer.Option("--out-dir", help="Run folder (overrides the config).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the config's epochs.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")] = None,
 ) -> None:
     """Train the multi-head classifier, evaluate it on the test split and export it to ONNX."""
     from mirtag.trainer import require_torch
@@ -259,7 +260,7 @@ def train_classifier_cmd(
     from mirtag.trainer.data import data_root as resolve_root
     from mirtag.trainer.train import TrainConfig, train_classifier
 
-    cfg = TrainConfig.from_toml(config, out_dir=out_dir, epochs=epochs)
+    cfg = TrainConfig.from_toml(config, out_dir=out_dir, epochs=epochs, device=device)
     reporter = _RichReporter()
     try:
         run = train_classifier(cfg, resolve_root(data_root), resume=resume, reporter=reporter)
@@ -276,6 +277,7 @@ def train_generator_cmd(
     steps: Annotated[Optional[int], typer.Option(help="Override the config's generator steps.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop with a checkpoint after this many minutes.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")] = None,
 ) -> None:
     """Train the genre-map generator (WGAN-GP + MI with the frozen classifier) and export it to ONNX."""
     from mirtag.trainer import require_torch
@@ -284,7 +286,7 @@ def train_generator_cmd(
     from mirtag.trainer.data import data_root as resolve_root
     from mirtag.trainer.gan import GanConfig, train_generator
 
-    cfg = GanConfig.from_toml(config, out_dir=out_dir, steps=steps, max_minutes=max_minutes)
+    cfg = GanConfig.from_toml(config, out_dir=out_dir, steps=steps, max_minutes=max_minutes, device=device)
     reporter = _RichReporter()
     try:
         run = train_generator(cfg, resolve_root(data_root), resume=resume, reporter=reporter)

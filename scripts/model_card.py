@@ -186,6 +186,12 @@ def main() -> None:
         for fmt_name in ("mp3", "flac"):
             agree = ds[f"{fmt_name}_top1_agreement"]
             lines.append(f"- {fmt_name}: " + ", ".join(f"{h} {v:.3f}" for h, v in agree.items()))
+    kinds = test.get("music_score_of_non_music")
+    if kinds:
+        lines += ["", "### Which unseen sounds pass for music (test non-music clips, by ESC-50 category)", "",
+                  f"| category | clips | mean music score | at or above the threshold ({test.get('music_threshold')}) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {k['category']} | {k['clips']} | {k['mean_music_score']:.3f} | {k['above_threshold']} |" for k in kinds]
     per = test.get("genre_per_label")
     if per:
         lines += ["", "### Genre per label (test; AUC n/a: fewer than 5 positives)", "",

@@ -584,6 +584,7 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     from .export import export_classifier
     from .models import count_parameters
 
+    device = pick_device(cfg.device)  # before any work: a wrong device name fails at once
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     last, best = out / "last.pt", out / "best.pt"
@@ -604,7 +605,6 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
         + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
 
-    device = pick_device(cfg.device)
     precision = MixedPrecision(device, cfg.amp)
     model = build_model(cfg, taxonomy).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

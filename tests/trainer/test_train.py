@@ -275,3 +275,16 @@ def test_code_plane_diversity_rewards_genres_that_follow_the_code():
     varied, _ = code_plane_diversity(lambda v: v, reads_code, "genre", z, code_dims=2, points=4)
     assert x.shape == (64, 6)
     assert float(flat.detach()) < 1e-6 < 0.4 < float(varied.detach()) <= 1.0
+
+
+def test_train_command_refuses_an_unknown_device_before_any_work(data_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from mirtag.cli.main import app
+    from mirtag.runtime.errors import ParameterError
+
+    result = CliRunner().invoke(app, ["train", "classifier", "--data-root", str(data_root), "--device", "tpu",
+                                      "--out-dir", str(tmp_path / "run")])
+    assert result.exit_code != 0 and isinstance(result.exception, ParameterError)
+    assert "unknown device 'tpu'" in str(result.exception)
+    assert not (tmp_path / "run").exists()
