@@ -581,7 +581,6 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     """
     torch = require_torch()
     from .device import MixedPrecision, pick_device
-    from .export import export_classifier
     from .models import count_parameters
 
     device = pick_device(cfg.device)  # before any work: a wrong device name fails at once
@@ -701,17 +700,33 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         say("export = false: not exporting")
         return out
     say("exporting to ONNX")
+    export_run(cfg, model, taxonomy, thresholds, test, report["test"], best_epoch=int(ck["epoch"]),
+               validation_score=float(ck["score"]), out_dir=out / "export")
+    return out
+
+
+def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], thresholds: dict[str, list[float]], test: Split,
+               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path,
+               provenance: dict[str, Any] | None = None):
+    """Export a trained classifier with its card: labels, validation thresholds, frontend, provenance.
+
+    ``provenance`` entries are added to (and override) the standard ones (trainer,
+    commit, config, best epoch, validation score, test report, datasets).
+    Returns the :class:`~mirtag.runtime.card.ModelCard` as written.
+    """
+    from .export import export_classifier
+
+    kinds = head_kinds(taxonomy)
     heads = []
     for h, labels in taxonomy.items():
         thr = {lab: round(float(v), 3) for lab, v in zip(labels, thresholds[h])} if h in thresholds else None
         desc = QUADRANT_DESCRIPTIONS if h == "quadrant" else None
         heads.append(Head(h, kinds[h], tuple(labels), descriptions=desc, thresholds=thr))
     x_parity = standard_windows(test, cfg)[0][:8] if test.clips else None
-    export_classifier(
-        model, out_dir=out / "export", name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
+    return export_classifier(
+        model, out_dir=out_dir, name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
         provenance={"trainer": "mirtag train classifier", "git_commit": _git_commit(), "config": cfg.to_dict(),
-                    "best_epoch": int(ck["epoch"]), "validation_score": float(ck["score"]),
-                    "test": report["test"], "data": sorted(cfg.datasets)},
+                    "best_epoch": best_epoch, "validation_score": validation_score,
+                    "test": test_report, "data": sorted(cfg.datasets), **(provenance or {})},
         parity_inputs=x_parity, state_dict_file=f"{cfg.name}.pt",
     )
-    return out
