@@ -229,11 +229,35 @@ ABLATION_COLUMNS = [
 ]
 
 
+def windows_per_second(run: Path, windows: int = 1024, repeat: int = 3) -> float | None:
+    """A run's exported graph on one onnxruntime CPU thread, as ``benchmarks/model.py`` measures it (None: no export)."""
+    import time
+
+    import numpy as np
+
+    from mirtag.runtime.session import Session
+
+    cards = sorted((Path(run) / "export").glob("*.onnx.json"))
+    if not cards:
+        return None
+    card = load_card(cards[0])
+    sess = Session(card, device="cpu", threads=1, batch_size=32)
+    x = np.random.default_rng(0).random((windows, *card.frontend.input_shape), dtype=np.float32)
+    sess.run(x[:32])
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        sess.run(x)
+        best = min(best, time.perf_counter() - t0)
+    return windows / best
+
+
 def ablation_table(*runs) -> list[str]:
-    """Test metrics and the 10 dB quadrant drop of each (label, run folder)."""
+    """Test metrics, the 10 dB quadrant drop and the speed of each (label, run folder)."""
     lines = ["", "## Ablations (test split; one seed each, so differences of a few points are within noise)", "",
-             "| run | best epoch | " + " | ".join(name for _, name in ABLATION_COLUMNS) + " | quadrant drop at 10 dB (points) |",
-             "|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 1)]
+             "| run | best epoch | " + " | ".join(name for _, name in ABLATION_COLUMNS)
+             + " | quadrant drop at 10 dB (points) | windows/s, 1 ORT thread |",
+             "|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 2)]
     for label, run in runs:
         report = json.loads((Path(run) / "report.json").read_text())
         test = report["test"]
@@ -242,12 +266,17 @@ def ablation_table(*runs) -> list[str]:
         drop = ten.get("quadrant_accuracy_drop_points")
         rng = ten.get("quadrant_accuracy_drop_points_range")
         drop_cell = "n/a" if drop is None else f"{drop:.1f}" + (f" [{rng[0]:.1f}, {rng[1]:.1f}]" if rng else "")
-        lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | " + " | ".join(cells) + f" | {drop_cell} |")
+        wps = windows_per_second(Path(run))
+        speed = "n/a (no ONNX export)" if wps is None else f"{wps:,.0f}"
+        lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | " + " | ".join(cells)
+                     + f" | {drop_cell} | {speed} |")
     lines += ["", "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`: `mirtag train",
-              "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`); the 1.0.0 row is",
-              "the previous shipped configuration. The drop is the mean over 3 noise draws per clip (range over draws",
-              "in brackets)."]
-    missing = [name for name in ("noise_off", "plain_mel", "rese") if not any(Path(run).name.endswith(name) for _, run in runs)]
+              "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`; `rese_narrow` is",
+              "`rese` with half the channels); the 1.0.0 row is the previous shipped configuration. The drop is the mean",
+              "over 3 noise draws per clip (range over draws in brackets). Speed: measured when this card was written",
+              "(best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s."]
+    missing = [name for name in ("noise_off", "plain_mel", "rese", "rese_narrow")
+               if not any(Path(run).name == f"ablation_{name}" for _, run in runs)]
     if missing:
         lines.append(f"Not run yet (CPU time): {', '.join(f'`configs/ablations/{n}.toml`' for n in missing)}.")
     return lines

@@ -706,12 +706,10 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
 
 
 def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], thresholds: dict[str, list[float]], test: Split,
-               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path,
-               provenance: dict[str, Any] | None = None):
-    """Export a trained classifier with its card: labels, validation thresholds, frontend, provenance.
+               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path):
+    """Export a trained classifier (on the CPU) into ``out_dir`` with its card: labels, validation thresholds,
+    frontend, and provenance (commit, config, best epoch, validation score, test report, datasets).
 
-    ``provenance`` entries are added to (and override) the standard ones (trainer,
-    commit, config, best epoch, validation score, test report, datasets).
     Returns the :class:`~mirtag.runtime.card.ModelCard` as written.
     """
     from .export import export_classifier
@@ -727,6 +725,6 @@ def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], threshol
         model, out_dir=out_dir, name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
         provenance={"trainer": "mirtag train classifier", "git_commit": _git_commit(), "config": cfg.to_dict(),
                     "best_epoch": best_epoch, "validation_score": validation_score,
-                    "test": test_report, "data": sorted(cfg.datasets), **(provenance or {})},
+                    "test": test_report, "data": sorted(cfg.datasets)},
         parity_inputs=x_parity, state_dict_file=f"{cfg.name}.pt",
     )
