@@ -255,9 +255,9 @@ def windows_per_second(run: Path, windows: int = 1024, repeat: int = 3) -> float
 def ablation_table(*runs) -> list[str]:
     """Test metrics, the 10 dB quadrant drop and the speed of each (label, run folder)."""
     lines = ["", "## Ablations (test split; one seed each, so differences of a few points are within noise)", "",
-             "| run | best epoch | " + " | ".join(name for _, name in ABLATION_COLUMNS)
+             "| run | best epoch | validation score | " + " | ".join(name for _, name in ABLATION_COLUMNS)
              + " | quadrant drop at 10 dB (points) | windows/s, 1 ORT thread |",
-             "|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 2)]
+             "|---|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 2)]
     for label, run in runs:
         report = json.loads((Path(run) / "report.json").read_text())
         test = report["test"]
@@ -268,13 +268,16 @@ def ablation_table(*runs) -> list[str]:
         drop_cell = "n/a" if drop is None else f"{drop:.1f}" + (f" [{rng[0]:.1f}, {rng[1]:.1f}]" if rng else "")
         wps = windows_per_second(Path(run))
         speed = "n/a (no ONNX export)" if wps is None else f"{wps:,.0f}"
-        lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | " + " | ".join(cells)
+        history = json.loads((Path(run) / "history.json").read_text())
+        chosen = next((h["score"] for h in history if h["epoch"] == report.get("best_epoch")), None)
+        lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | {fmt(chosen)} | " + " | ".join(cells)
                      + f" | {drop_cell} | {speed} |")
     lines += ["", "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`: `mirtag train",
               "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`; `rese_narrow` is",
               "`rese` with half the channels); the 1.0.0 row is the previous shipped configuration. The drop is the mean",
-              "over 3 noise draws per clip (range over draws in brackets). Speed: measured when this card was written",
-              "(best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s."]
+              "over 3 noise draws per clip (range over draws in brackets). Validation score: what checkpoint and model",
+              "selection maximise (the mean of the target metrics on the validation split). Speed: measured when this",
+              "card was written (best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s."]
     missing = [name for name in ("noise_off", "plain_mel", "rese", "rese_narrow")
                if not any(Path(run).name == f"ablation_{name}" for _, run in runs)]
     if missing:
