@@ -278,7 +278,7 @@ def ablation_table(*runs) -> list[str]:
               "over 3 noise draws per clip (range over draws in brackets). Validation score: what checkpoint and model",
               "selection maximise (the mean of the target metrics on the validation split). Speed: measured when this",
               "card was written (best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s."]
-    missing = [name for name in ("noise_off", "plain_mel", "rese", "rese_narrow")
+    missing = [name for name in ("noise_off", "plain_mel", "rese", "rese_narrow", "seed1")
                if not any(Path(run).name == f"ablation_{name}" for _, run in runs)]
     if missing:
         lines.append(f"Not run yet (CPU time): {', '.join(f'`configs/ablations/{n}.toml`' for n in missing)}.")
