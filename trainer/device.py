@@ -77,9 +77,6 @@ class MixedPrecision:
         scale = self.enabled and self.dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=scale)
 
-    def __repr__(self) -> str:
-        return f"MixedPrecision({self.device}, {str(self.dtype).removeprefix('torch.') if self.enabled else 'off'})"
-
     def autocast(self) -> AbstractContextManager:
         """The forward pass's context (a no-op when disabled)."""
         torch = require_torch()
