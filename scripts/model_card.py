@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mirtag.runtime.card import load_card, read_registry
@@ -159,9 +160,8 @@ def main() -> None:
         if key in test:
             lines.append(f"| {name} | {fmt(test[key])} | {verdict(test[key], minimum)} |")
     rob = report.get("robustness") or []
-    ten = next((r for r in rob if r.get("snr_db") == 10.0), None)
-    if ten and ten.get("quadrant_accuracy_drop_points") is not None:
-        drop = ten["quadrant_accuracy_drop_points"]
+    drop, _ = drop_at_10db(report)
+    if drop is not None:
         lines.append(f"| Quadrant accuracy drop at 10 dB of unseen noise (points, mean of draws) | {drop:.1f} | "
                      f"<= {MAX_DROP_10DB:.0f}: **{'met' if drop <= MAX_DROP_10DB else 'missed'}** |")
     lines += decisions_table(test)
@@ -229,27 +229,20 @@ ABLATION_COLUMNS = [
 ]
 
 
-def windows_per_second(run: Path, windows: int = 1024, repeat: int = 3) -> float | None:
-    """A run's exported graph on one onnxruntime CPU thread, as ``benchmarks/model.py`` measures it (None: no export)."""
-    import time
-
-    import numpy as np
-
-    from mirtag.runtime.session import Session
+def run_speed(run: Path) -> float | None:
+    """A run's exported graph in windows/s on one onnxruntime CPU thread (``benchmarks/model.py``); None: no export."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.model import windows_per_second
 
     cards = sorted((Path(run) / "export").glob("*.onnx.json"))
-    if not cards:
-        return None
-    card = load_card(cards[0])
-    sess = Session(card, device="cpu", threads=1, batch_size=32)
-    x = np.random.default_rng(0).random((windows, *card.frontend.input_shape), dtype=np.float32)
-    sess.run(x[:32])
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        sess.run(x)
-        best = min(best, time.perf_counter() - t0)
-    return windows / best
+    return windows_per_second(load_card(cards[0]), windows=1024, repeat=3) if cards else None
+
+
+def drop_at_10db(report: dict) -> tuple[float | None, list | None]:
+    """The quadrant drop in points at 10 dB (mean of draws) and its range over draws, from a report."""
+    ten = next((r for r in report.get("robustness") or [] if r.get("snr_db") == 10.0), {})
+    return ten.get("quadrant_accuracy_drop_points"), ten.get("quadrant_accuracy_drop_points_range")
 
 
 def ablation_table(*runs) -> list[str]:
@@ -262,11 +255,9 @@ def ablation_table(*runs) -> list[str]:
         report = json.loads((Path(run) / "report.json").read_text())
         test = report["test"]
         cells = [f"{test[k]['value']:.3f}" if isinstance(test.get(k), dict) else fmt(test.get(k)) for k, _ in ABLATION_COLUMNS]
-        ten = next((r for r in report.get("robustness", []) if r.get("snr_db") == 10.0), {})
-        drop = ten.get("quadrant_accuracy_drop_points")
-        rng = ten.get("quadrant_accuracy_drop_points_range")
+        drop, rng = drop_at_10db(report)
         drop_cell = "n/a" if drop is None else f"{drop:.1f}" + (f" [{rng[0]:.1f}, {rng[1]:.1f}]" if rng else "")
-        wps = windows_per_second(Path(run))
+        wps = run_speed(Path(run))
         speed = "n/a (no ONNX export)" if wps is None else f"{wps:,.0f}"
         history = json.loads((Path(run) / "history.json").read_text())
         chosen = next((h["score"] for h in history if h["epoch"] == report.get("best_epoch")), None)
