@@ -116,12 +116,14 @@ def scan(
     time_limit: Annotated[float, typer.Option(help="Seconds one file may take.")] = 600.0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
     import time
 
     from mirtag.runtime import rows as rows_mod
     from mirtag.runtime.scan import Scanner, ScanSettings
+    from mirtag.runtime.shard import Shard, shard_files
     from mirtag.runtime.walk import iter_audio_files
 
     try:
@@ -130,6 +132,7 @@ def scan(
             raise rows_mod.OutputError("--out - supports csv and jsonl")
         settings = ScanSettings(model=model, device=device, workers=workers, batch_size=batch_size, coverage=coverage,
                                 top_k=top_k, min_confidence=min_confidence, time_limit=time_limit)
+        part = Shard.parse(shard) if shard else None
         if out != "-":
             rows_mod.check_settings(Path(out), {"top_k": top_k, "min_confidence": min_confidence}, force)
     except MirtagError as exc:
@@ -137,6 +140,7 @@ def scan(
         raise typer.Exit(2) from None
     t0 = time.monotonic()
     files = list(iter_audio_files(paths, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks))
+    files = shard_files(files, paths, part)
     scanner = Scanner(settings)  # a model that cannot load is fatal (exit 1 via main)
     card = scanner.card
     keep: dict[str, dict] = {}
@@ -202,6 +206,8 @@ train_app = typer.Typer(help="Train models (needs the train extra: torch, onnx, 
 app.add_typer(train_app, name="train")
 from mirtag.cli.mapcmd import map_app  # noqa: E402
 app.add_typer(map_app, name="map")
+from mirtag.cli.mergecmd import merge_cmd  # noqa: E402
+app.command("merge")(merge_cmd)
 
 
 class _RichReporter:

@@ -41,6 +41,7 @@ from .card import load_card, resolve_model
 from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
+from .shard import Shard, shard_files
 from .tagger import TagResult, _Accumulator
 from .walk import iter_audio_files
 
@@ -429,6 +430,7 @@ def scan(
     skip: Callable[[str], bool] | None = None,
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     cancel: threading.Event | None = None,
+    shard: Shard | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Tag every audio file under ``paths``; yields one row dict per file as it finishes.
 
@@ -447,6 +449,8 @@ def scan(
         Called once with ``(0, total, None)`` when the walk is done, then after each file.
     cancel : threading.Event, optional
         Set it to stop early (workers are stopped; rows already yielded stand).
+    shard : Shard, optional
+        Only the files of this shard (see :mod:`mirtag.runtime.shard`).
 
     Yields
     ------
@@ -454,7 +458,9 @@ def scan(
         A schema-version-1 row (see README): path, status, error, warning, duration,
         windows, file identity, model, coverage and per-head probabilities / top / vote.
     """
+    paths = list(paths)
     files = list(iter_audio_files(paths, include=include, exclude=exclude, follow_symlinks=follow_symlinks))
+    files = shard_files(files, paths, shard)
     todo = [f for f in files if skip is None or not skip(f)]
     total = len(todo)
     if progress:
