@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._env import child_env
+from .env import child_env
 from .card import load_card, resolve_model
 from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields

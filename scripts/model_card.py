@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mirtag.runtime.card import load_card, read_registry
+from mirtag.trainer.heads import card_rows, decision_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,28 +27,8 @@ def fmt(v) -> str:
     return "n/a" if v is None else str(v)
 
 
-TARGETS = [  # (report key, name, minimum the issue asks for or None)
-    ("quadrant_accuracy", "Quadrant accuracy (4Q, track mean)", 0.70),
-    ("quadrant_accuracy_vote", "Quadrant accuracy (4Q, majority vote)", None),
-    ("quadrant_macro_f1", "Quadrant macro-F1", None),
-    ("emotify_genre_accuracy", "Emotify genre accuracy (Classical / Electronic / Pop/Rock)", 0.90),
-    ("genre_macro_roc_auc", "Genre macro ROC-AUC (labels with >= 5 test positives)", 0.85),
-    ("genre_macro_pr_auc", "Genre macro PR-AUC", None),
-    ("moods_macro_roc_auc", "Mood macro ROC-AUC", 0.78),
-    ("moods_macro_pr_auc", "Mood macro PR-AUC", None),
-    ("music_roc_auc", "Music vs not-music ROC-AUC (unseen ESC-50 categories)", 0.98),
-]
 MAX_DROP_10DB = 3.0
 """Target: quadrant accuracy drops at most this many points at 10 dB of unseen noise."""
-
-DECISION_HEADS = [  # (report key prefix, name) of the thresholded decisions table
-    ("quadrant", "quadrant (argmax)"),
-    ("emotify_genre", "Emotify genre (argmax of 3)"),
-    ("genre", "genre (validation thresholds)"),
-    ("moods", "moods (validation thresholds)"),
-    ("music", "music (validation threshold)"),
-]
-
 
 def value(v):
     return v["value"] if isinstance(v, dict) and "value" in v else v
@@ -62,7 +43,7 @@ def verdict(v, minimum) -> str:
 def decisions_table(test: dict) -> list[str]:
     """Accuracy and F1s of each head's decisions (``mirtag evaluate`` with thresholds.json)."""
     cols = ["accuracy", "top1_accuracy", "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"]
-    rows = [(name, [test.get(f"{key}_{c}") for c in cols]) for key, name in DECISION_HEADS]
+    rows = [(name, [test.get(f"{key}_{c}") for c in cols]) for key, name in decision_rows()]
     rows = [(name, cells) for name, cells in rows if any(c is not None for c in cells)]
     if not rows:
         return []
@@ -156,9 +137,9 @@ def main() -> None:
         "| metric | test | target |",
         "|---|---|---|",
     ]
-    for key, name, minimum in TARGETS:
-        if key in test:
-            lines.append(f"| {name} | {fmt(test[key])} | {verdict(test[key], minimum)} |")
+    for row in card_rows():
+        if row.key in test:
+            lines.append(f"| {row.name} | {fmt(test[row.key])} | {verdict(test[row.key], row.minimum)} |")
     rob = report.get("robustness") or []
     drop, _ = drop_at_10db(report)
     if drop is not None:

@@ -10,6 +10,7 @@ itself, so labels and frontend parameters cannot drift from what was trained.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -143,7 +144,7 @@ def export_classifier(
                       "torch": torch.__version__}
     if state_dict_file:
         pt_path = out_dir / state_dict_file
-        torch.save({"config": _config_dict(model.config), "state_dict": model.state_dict()}, pt_path)
+        torch.save({"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}, pt_path)
         prov["state_dict"] = {"file": pt_path.name, "sha256": sha256_file(pt_path)}
     card = ModelCard(
         model_type="classifier",
@@ -161,12 +162,6 @@ def export_classifier(
     card.save(out_dir / f"{name}.onnx.json")
     _LOGGER.info("exported %s (parity max abs diff %.2g)", onnx_path, worst)
     return card
-
-
-def _config_dict(config) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(config)
 
 
 def load_classifier(pt_path: str | os.PathLike[str]):

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from mirtag.runtime.card import FrontendConfig, GeneratorSpec, ModelCard, TensorSpec, load_card, sha256_file
+from mirtag.runtime.errors import ModelLoadError
 
 from . import require_torch
 
@@ -264,9 +265,9 @@ def load_frozen_classifier(spec: str):
     pt = card.provenance.get("state_dict", {})
     pt_path = card.path.parent / pt.get("file", "")
     if not pt or not pt_path.is_file():
-        raise FileNotFoundError(f"{card.path}: its torch state dict ({pt.get('file')}) is missing")
+        raise ModelLoadError(f"{card.path}: its torch state dict ({pt.get('file') or 'none named'}) is missing")
     if sha256_file(pt_path) != pt["sha256"]:
-        raise ValueError(f"{pt_path}: sha256 does not match the card")
+        raise ModelLoadError(f"{pt_path}: sha256 does not match the card (a changed or partial copy)")
     model = load_classifier(pt_path)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -434,26 +435,17 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     return out
 
 
-class _ExportGenerator(nn.Module):
-    def __init__(self, g):
-        super().__init__()
-        self.g = g
-
-    def forward(self, z):
-        return self.g(z)
-
-
 def export_generator(G, cfg: GanConfig, fe: FrontendConfig, classifier_card: ModelCard, out_dir: Path,
                      provenance: dict[str, Any]) -> ModelCard:
     """``<name>.onnx`` (input ``z`` (batch, latent), output ``features``) + its generator card, parity-checked."""
     from .export import check_parity, export_onnx
 
     out_dir = Path(out_dir)
-    wrapper = _ExportGenerator(G.eval()).eval()
-    path = export_onnx(wrapper, sample_z(2, cfg.latent_size), out_dir / f"{cfg.name}.onnx", ["features"],
+    G = G.eval()
+    path = export_onnx(G, sample_z(2, cfg.latent_size), out_dir / f"{cfg.name}.onnx", ["features"],
                        input_name="z")
     z = np.random.default_rng(0).uniform(-1, 1, (4, cfg.latent_size)).astype(np.float32)
-    worst = check_parity(wrapper, path, z, ["features"], input_name="z")
+    worst = check_parity(G, path, z, ["features"], input_name="z")
     card = ModelCard(
         model_type="generator", name=cfg.name, version=cfg.version, sha256=sha256_file(path), onnx_file=path.name,
         frontend=fe,
@@ -465,24 +457,3 @@ def export_generator(G, cfg: GanConfig, fe: FrontendConfig, classifier_card: Mod
     )
     card.save(out_dir / f"{cfg.name}.onnx.json")
     return card
-
-
-def step_seconds(cfg: GanConfig, fe: FrontendConfig, embed_dim: int = 256, classifier=None, n: int = 3) -> dict[str, float]:
-    """Measured seconds per critic step and per generator step (size the run to the budget with it)."""
-    G, D = Generator(cfg, fe), Critic(cfg, fe)
-    T = MIEstimator(cfg.code_dims, embed_dim)
-    xr = torch.rand(cfg.batch_size, *fe.input_shape)
-    t0 = time.time()
-    for _ in range(n):
-        xf = G(sample_z(cfg.batch_size, cfg.latent_size)).detach()
-        loss = D(xf).mean() - D(xr).mean() + gradient_penalty(D, xr, xf)
-        loss.backward()
-    t_d = (time.time() - t0) / n
-    t0 = time.time()
-    for _ in range(n):
-        z = sample_z(cfg.batch_size, cfg.latent_size)
-        xf = G(z)
-        m = classifier.embed(xf) if classifier is not None else torch.rand(cfg.batch_size, embed_dim)
-        (-D(xf).mean() + mi_loss(T, z[:, -cfg.code_dims:], m)).backward()
-    t_g = (time.time() - t0) / n
-    return {"critic_step_s": t_d, "generator_step_s": t_g}

@@ -35,12 +35,11 @@ from mirtag.runtime.frontend import cut_windows, window_starts
 from . import data as D
 from . import metrics as M
 from . import require_torch
+from .evaluate import head_metrics, selection_score, write_confusions
+from .heads import head_kinds, manifest_head_kinds, spec_for, views
 
 _LOGGER = logging.getLogger(__name__)
 
-SOFTMAX_HEADS = ("quadrant",)
-QUADRANT_DESCRIPTIONS = {"Q1": "happy/excited", "Q2": "angry/tense", "Q3": "sad/depressed", "Q4": "calm/relaxed"}
-EMOTIFY_GENRES = ("Classical", "Electronic", "Pop/Rock")
 
 
 @dataclass
@@ -152,9 +151,9 @@ def read_flat_toml(path: str | os.PathLike[str] | None, config_cls, overrides: d
     return values
 
 
-def head_kinds(taxonomy: dict[str, Any]) -> dict[str, str]:
-    """``softmax`` or ``sigmoid`` for each head of a taxonomy."""
-    return {h: ("softmax" if h in SOFTMAX_HEADS else "sigmoid") for h in taxonomy}
+def run_head_kinds(cfg: TrainConfig, taxonomy: dict[str, Any]) -> dict[str, str]:
+    """``softmax`` or ``sigmoid`` for each head of a run's taxonomy (a manifest's single-label head: softmax)."""
+    return head_kinds(taxonomy, manifest_head_kinds(cfg.manifests))
 
 
 # --------------------------------------------------------------------------- data
@@ -290,7 +289,7 @@ def model_input(mel: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     if cfg.input == "mel":
         return mel.sum(axis=0, keepdims=True)
     if cfg.input != "hpss":
-        raise ValueError(f"input must be 'hpss' or 'mel', got {cfg.input!r}")
+        raise ParameterError(f"input must be 'hpss' or 'mel', got {cfg.input!r}")
     return mel
 
 
@@ -378,152 +377,6 @@ def track_probs(split: Split, cfg: TrainConfig, model, kinds: dict, variant: int
     return {h: M.track_level(p, owner, n) for h, p in probs.items()}, probs, owner
 
 
-def head_metrics(split: Split, probs: dict, window_probs: dict, owner: np.ndarray, taxonomy: dict, ci: bool = False,
-                 thresholds: dict[str, Any] | None = None) -> dict:
-    """The numbers the issue asks for, on one split (track level).
-
-    Without ``thresholds`` (the per-epoch validation): the target metrics only.
-    With them (``{head: per-label thresholds}``, tuned on validation), every head's
-    decisions are judged too: accuracy, macro-F1, support-weighted precision,
-    recall and F1, ROC-AUC and PR-AUC, per-label tables (``<head>_per_label``)
-    and confusion matrices (``<name>_confusion``: ``{"labels", "matrix"}``, written
-    to files by :func:`write_confusions`). ``ci`` adds bootstrap 95 % intervals
-    to the target metrics and the headline accuracies.
-    """
-    res: dict[str, Any] = {}
-    detail = thresholds is not None
-    thresholds = thresholds or {}
-    datasets = np.array([c.dataset for c in split.clips])
-
-    def maybe_ci(fn, *arrays):
-        if not ci:
-            v = fn(*arrays)
-            return float(v[0] if isinstance(v, tuple) else v)
-        point, lo, hi = M.bootstrap_ci(fn, *arrays, n_boot=1000, seed=0)
-        return {"value": point, "low": lo, "high": hi}
-
-    def aucs(h: str) -> None:
-        Y, S, Mk = split.targets[h], probs[h], split.masks[h]
-        res[f"{h}_macro_roc_auc"] = maybe_ci(lambda y, s, m: M.macro_auc(y, s, m, min_positives=5)[0], Y, S, Mk)
-        res[f"{h}_macro_pr_auc"] = M.macro_auc(Y, S, Mk, 5, kind="pr")[0]
-
-    def decisions(h: str) -> None:
-        """Thresholded multi-label decisions of head ``h`` and its per-label table."""
-        Y, S, Mk = split.targets[h], probs[h], split.masks[h]
-        thr = np.asarray(thresholds[h], dtype=np.float64)
-        prf = M.multilabel_prf(Y, S >= thr, Mk, min_positives=5)
-        res[f"{h}_top1_accuracy"] = maybe_ci(M.top1_accuracy, Y, S, Mk)
-        res[f"{h}_label_accuracy"] = prf["label_accuracy"]
-        for k in ("macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"):
-            res[f"{h}_{k}"] = prf[k]
-        roc = M.macro_auc(Y, S, Mk, 5)[1]
-        pr = M.macro_auc(Y, S, Mk, 5, kind="pr")[1]
-        res[f"{h}_per_label"] = [
-            {"label": lab, "test_positives": int(prf["support"][j]), "threshold": round(float(thr[j]), 3),
-             "precision": prf["precision"][j], "recall": prf["recall"][j], "f1": prf["f1"][j],
-             "roc_auc": roc[j], "pr_auc": pr[j]}
-            for j, lab in enumerate(taxonomy[h])]
-
-    if "quadrant" in probs:
-        rows = split.masks["quadrant"].max(axis=1) > 0
-        if rows.any():
-            y = split.targets["quadrant"][rows].argmax(axis=1)
-            p = probs["quadrant"][rows]
-            votes = M.track_votes(window_probs["quadrant"], owner, len(split.clips))[rows]
-            res["quadrant_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, p)
-            res["quadrant_accuracy_vote"] = maybe_ci(M.accuracy, y, votes)
-            cm = M.confusion_matrix(y, p.argmax(axis=1), len(taxonomy["quadrant"]))
-            prf = M.precision_recall_f1(cm)
-            res["quadrant_macro_f1"] = prf["macro_f1"]
-            res["quadrant_weighted_f1"] = prf["weighted_f1"]
-            if detail:
-                res["quadrant_weighted_precision"] = prf["weighted_precision"]
-                res["quadrant_weighted_recall"] = prf["weighted_recall"]
-                Y, S = split.targets["quadrant"][rows], probs["quadrant"][rows]
-                res["quadrant_macro_roc_auc"] = M.macro_auc(Y, S, None, 5)[0]
-                res["quadrant_macro_pr_auc"] = M.macro_auc(Y, S, None, 5, kind="pr")[0]
-                res["quadrant_confusion"] = {"labels": list(taxonomy["quadrant"]), "matrix": cm.tolist()}
-    if "genre" in probs:
-        lab = taxonomy["genre"]
-        aucs("genre")
-        emo = datasets == "emotify"
-        if emo.any() and all(g in lab for g in EMOTIFY_GENRES):
-            cols = [lab.index(g) for g in EMOTIFY_GENRES]
-            y = split.targets["genre"][emo][:, cols].argmax(axis=1)
-            p = probs["genre"][emo][:, cols]
-            res["emotify_genre_accuracy"] = maybe_ci(lambda a, b: M.accuracy(a, b.argmax(axis=1)), y, p)
-            if detail:
-                cm = M.confusion_matrix(y, p.argmax(axis=1), len(cols))
-                res["emotify_genre_macro_f1"] = M.precision_recall_f1(cm)["macro_f1"]
-                res["emotify_genre_confusion"] = {"labels": list(EMOTIFY_GENRES), "matrix": cm.tolist()}
-        if "genre" in thresholds:
-            decisions("genre")
-    if "moods" in probs:
-        aucs("moods")
-        if "moods" in thresholds:
-            decisions("moods")
-    if "music" in probs:
-        y = split.targets["music"][:, 0]
-        if 0 < y.sum() < len(y):
-            s = probs["music"][:, 0]
-            res["music_roc_auc"] = maybe_ci(M.roc_auc, y, s)
-            if "music" in thresholds:
-                b = (s >= float(thresholds["music"][0])).astype(np.int64)
-                yi = y.astype(np.int64)
-                res["music_accuracy"] = maybe_ci(M.accuracy, yi, b)
-                cm = M.confusion_matrix(yi, b, 2)
-                prf = M.precision_recall_f1(cm)
-                for k in ("macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"):
-                    res[f"music_{k}"] = prf[k]
-                res["music_pr_auc"] = M.average_precision(y, s)
-                res["music_threshold"] = round(float(thresholds["music"][0]), 3)
-                res["music_confusion"] = {"labels": ["not music", "music"], "matrix": cm.tolist()}
-                # Which kinds of sound pass for music: the mean music score of each non-music category.
-                by_kind: dict[str, list[float]] = {}
-                for c, v in zip(split.clips, s):
-                    if not c.music:
-                        by_kind.setdefault(c.category or c.group or c.dataset, []).append(float(v))
-                res["music_score_of_non_music"] = [
-                    {"category": k, "clips": len(v), "mean_music_score": float(np.mean(v)),
-                     "above_threshold": int(sum(x >= float(thresholds["music"][0]) for x in v))}
-                    for k, v in sorted(by_kind.items(), key=lambda kv: -np.mean(kv[1]))]
-    if "emotions" in probs:
-        rows = split.masks["emotions"].max(axis=1) > 0
-        if rows.any():
-            err = np.abs(probs["emotions"][rows] - split.targets["emotions"][rows]).mean()
-            res["emotions_mae"] = float(err)
-    return res
-
-
-CONFUSION_TITLES = {"quadrant": "Quadrant", "emotify_genre": "Emotify genre (argmax of 3)", "music": "Music vs not music"}
-
-
-def write_confusions(section: dict, out_dir: Path, split_name: str = "test") -> None:
-    """Move every ``<name>_confusion`` of a report section into ``confusion_<name>.csv`` and ``.png``."""
-    for key in [k for k in section if k.endswith("_confusion")]:
-        name = key.removesuffix("_confusion")
-        cm = section.pop(key)
-        stem = f"confusion_{name}"
-        M.confusion_csv(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.csv")
-        M.confusion_png(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.png",
-                        f"{CONFUSION_TITLES.get(name, name)}, {split_name} split (track level)")
-        section[f"{key}_files"] = f"{stem}.csv, {stem}.png"
-
-
-def read_thresholds(run_dir: Path) -> dict[str, list[float]]:
-    """A run's validation-tuned thresholds (``thresholds.json``), ``{}`` when it has none."""
-    path = Path(run_dir) / "thresholds.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def selection_score(m: dict) -> float:
-    """What early stopping and checkpoint selection maximise: the mean of the target metrics present."""
-    keys = ["quadrant_accuracy", "genre_macro_roc_auc", "moods_macro_roc_auc", "emotify_genre_accuracy", "music_roc_auc"]
-    vals = [m[k]["value"] if isinstance(m.get(k), dict) else m.get(k) for k in keys]
-    vals = [v for v in vals if v is not None and not math.isnan(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -573,103 +426,129 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False, reporter=None) -> Path:
-    """Train, select on validation, tune thresholds, report on test, export. Returns the run folder.
+@dataclass
+class _Run:
+    """The live state of a training run: what ``last.pt`` saves and resumes."""
 
-    ``reporter`` is an optional object with ``stage(text)``, ``progress(done, total)``
-    and ``epoch(dict)`` methods (the CLI's rich display); logging is used otherwise.
-    """
-    torch = require_torch()
-    from .device import MixedPrecision, pick_device
-    from .models import count_parameters
+    model: Any
+    opt: Any
+    sched: Any
+    ema: WeightAverage | None
+    precision: Any
+    rng: np.random.Generator
+    start: int = 0
+    best_score: float = -math.inf
+    stale: int = 0
+    history: list = field(default_factory=list)
 
-    device = pick_device(cfg.device)  # before any work: a wrong device name fails at once
+    @property
+    def judged(self):
+        """The weights validation, checkpoint selection and export use (the average when ``ema_decay``)."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def _open_run_folder(cfg: TrainConfig, resume: bool) -> Path:
+    """``out_dir`` with the run's ``config.json`` (a warning when a resumed run's config changed)."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    last, best = out / "last.pt", out / "best.pt"
     if resume and (out / "config.json").is_file():
         saved = json.loads((out / "config.json").read_text())
         if saved != json.loads(json.dumps(cfg.to_dict())):
             _LOGGER.warning("resuming with a config that differs from the run's config.json")
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, cfg.threads))
-    rng = np.random.default_rng(cfg.seed)
-    say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
+    return out
 
-    say("features: reading clips and filling the cache")
-    taxonomy, splits = prepare_data(cfg, data_root, reporter.progress if reporter else None)
-    kinds = head_kinds(taxonomy)
-    train, val = splits["train"], splits["validation"]
-    say(f"data: {len(train.clips)} train / {len(val.clips)} validation / {len(splits['test'].clips)} test clips; "
-        + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
 
-    precision = MixedPrecision(device, cfg.amp)
+def _new_run(cfg: TrainConfig, taxonomy: dict, device, out: Path, resume: bool, say: Callable[[str], None]) -> _Run:
+    """Model, optimiser, schedule, weight average and loss scaling; from ``last.pt`` when resuming."""
+    torch = require_torch()
+    from .device import MixedPrecision
+
     model = build_model(cfg, taxonomy).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
-    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
-    start, best_score, stale, history = 0, -math.inf, 0, []
+    run = _Run(model=model, opt=opt, sched=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs)),
+               ema=WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None,
+               precision=MixedPrecision(device, cfg.amp), rng=np.random.default_rng(cfg.seed))
+    last = out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["model"])
-        if ema is not None and "ema" in ck:
-            ema.load_state_dict(ck["ema"])
+        if run.ema is not None and "ema" in ck:
+            run.ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        precision.load_state_dict(ck.get("scaler", {}))
-        start, best_score, stale = int(ck["epoch"]) + 1, float(ck["best_score"]), int(ck["stale"])
-        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-        rng = np.random.default_rng([cfg.seed, start])
-        torch.manual_seed(cfg.seed + start)
-        say(f"resumed at epoch {start} (best score so far {best_score:.4f})")
-    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(model):,} parameters; "
-        f"training on {device} ({'mixed precision ' + str(precision.dtype).removeprefix('torch.') if precision.enabled else 'float32'})")
+        run.sched.load_state_dict(ck["scheduler"])
+        run.precision.load_state_dict(ck.get("scaler", {}))
+        run.start, run.best_score, run.stale = int(ck["epoch"]) + 1, float(ck["best_score"]), int(ck["stale"])
+        run.history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        run.rng = np.random.default_rng([cfg.seed, run.start])
+        torch.manual_seed(cfg.seed + run.start)
+        say(f"resumed at epoch {run.start} (best score so far {run.best_score:.4f})")
+    return run
+
+
+def _train_epoch(run: _Run, train: Split, cfg: TrainConfig, kinds: dict, device, reporter=None) -> float:
+    """One pass over the training windows; returns the mean batch loss."""
+    torch = require_torch()
 
     def tensors(arrays: dict) -> dict:
         return {h: torch.from_numpy(v).to(device, non_blocking=True) for h, v in arrays.items()}
 
+    run.model.train()
+    items = epoch_windows(train, cfg, run.rng)
+    n_batches = math.ceil(len(items) / cfg.batch_size)
+    running = 0.0
+    for b in range(n_batches):
+        x, t, m = make_batch(train, items[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg)
+        with run.precision.autocast():
+            logits = run.model(torch.from_numpy(x).to(device, non_blocking=True))
+            loss, _ = masked_loss(logits, tensors(t), tensors(m), kinds, cfg.head_weights)
+        run.precision.step(loss, run.opt)
+        if run.ema is not None:
+            run.ema.update(run.model)
+        running += float(loss.detach())
+        if reporter:
+            reporter.progress(b + 1, n_batches)
+    run.sched.step()
+    return running / max(1, n_batches)
+
+
+def _save_checkpoints(run: _Run, epoch: int, score: float, improved: bool, out: Path) -> None:
+    """``best.pt`` (the judged weights) when the score improved; ``last.pt`` (everything a resume needs) always."""
+    torch = require_torch()
+    if improved:
+        torch.save({"model": run.judged.state_dict(), "epoch": epoch, "score": score}, out / "best.pt")
+    torch.save({"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+                "epoch": epoch, "best_score": run.best_score, "stale": run.stale,
+                **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+                **({"scaler": run.precision.state_dict()} if run.precision.state_dict() else {})}, out / "last.pt")
+    (out / "history.json").write_text(json.dumps(run.history, indent=1))
+
+
+def _fit(run: _Run, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, kinds: dict, device, out: Path,
+         reporter=None) -> None:
+    """Epochs until ``cfg.epochs`` or ``patience`` epochs without a better validation score."""
+    train, val = splits["train"], splits["validation"]
+    specs = views(taxonomy, kinds)
     val_x, val_owner = standard_windows(val, cfg)
     session_seconds: list[float] = []
-    for epoch in range(start, cfg.epochs):
-        if stale >= cfg.patience:
+    for epoch in range(run.start, cfg.epochs):
+        if run.stale >= cfg.patience:
             break
         t0 = time.time()
-        model.train()
-        items = epoch_windows(train, cfg, rng)
-        n_batches = math.ceil(len(items) / cfg.batch_size)
-        running = 0.0
-        for b in range(n_batches):
-            x, t, m = make_batch(train, items[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg)
-            with precision.autocast():
-                logits = model(torch.from_numpy(x).to(device, non_blocking=True))
-                loss, _ = masked_loss(logits, tensors(t), tensors(m), kinds, cfg.head_weights)
-            precision.step(loss, opt)
-            if ema is not None:
-                ema.update(model)
-            running += float(loss.detach())
-            if reporter:
-                reporter.progress(b + 1, n_batches)
-        sched.step()
-        judged = ema.module if ema is not None else model
-        wp = predict(judged, val_x, kinds)
+        loss = _train_epoch(run, train, cfg, kinds, device, reporter)
+        wp = predict(run.judged, val_x, kinds)
         probs = {h: M.track_level(p, val_owner, len(val.clips)) for h, p in wp.items()}
-        vm = head_metrics(val, probs, wp, val_owner, taxonomy)
-        score = selection_score(vm)
-        row = {"epoch": epoch, "loss": running / max(1, n_batches), "score": score, "seconds": time.time() - t0,
+        vm = head_metrics(val, probs, wp, val_owner, taxonomy, kinds=kinds)
+        score = selection_score(vm, specs)
+        row = {"epoch": epoch, "loss": loss, "score": score, "seconds": time.time() - t0,
                **{k: v for k, v in vm.items() if isinstance(v, float)}}
-        history.append(row)
-        improved = score > best_score
+        run.history.append(row)
+        improved = score > run.best_score
         if improved:
-            best_score, stale = score, 0
-            torch.save({"model": judged.state_dict(), "epoch": epoch, "score": score}, best)
+            run.best_score, run.stale = score, 0
         else:
-            stale += 1
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch, "best_score": best_score, "stale": stale,
-                    **({"ema": ema.state_dict()} if ema is not None else {}),
-                    **({"scaler": precision.state_dict()} if precision.state_dict() else {})}, last)
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+            run.stale += 1
+        _save_checkpoints(run, epoch, score, improved, out)
         session_seconds.append(row["seconds"])
         # An upper bound: early stopping may end the run sooner.
         eta = float(np.mean(session_seconds)) * (cfg.epochs - epoch - 1)
@@ -678,29 +557,70 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         else:
             _LOGGER.info("epoch %d: %s (run ETA at most %.0f min)", epoch, json.dumps(row), eta / 60)
 
+
+def _select_and_report(model, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, kinds: dict, out: Path,
+                       say: Callable[[str], None]) -> tuple[dict, dict, dict]:
+    """Load ``best.pt``, tune thresholds on validation, report on test.
+
+    Returns
+    -------
+    checkpoint, thresholds, report : dict
+    """
+    torch = require_torch()
     say("selecting the best checkpoint, tuning thresholds on validation")
-    ck = torch.load(best, map_location="cpu", weights_only=True)
+    ck = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     model.to("cpu")  # evaluation, thresholds and export run on the CPU, as the runtime does
+    val, test = splits["validation"], splits["test"]
     vp, vwp, vo = track_probs(val, cfg, model, kinds)
     thresholds = {h: M.tune_thresholds(val.targets[h], vp[h], val.masks[h]).tolist()
                   for h in taxonomy if kinds[h] == "sigmoid"}
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
 
     say("evaluating on test (bootstrap 95 % intervals)")
-    test = splits["test"]
     tp, twp, to = track_probs(test, cfg, model, kinds)
     report = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
-              "validation": head_metrics(val, vp, vwp, vo, taxonomy),
-              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=thresholds)}
+              "validation": head_metrics(val, vp, vwp, vo, taxonomy, kinds=kinds),
+              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=thresholds, kinds=kinds)}
     write_confusions(report["test"], out)
     M.write_report(report, out)
+    return ck, thresholds, report
 
+
+def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False, reporter=None) -> Path:
+    """Train, select on validation, tune thresholds, report on test, export. Returns the run folder.
+
+    ``reporter`` is an optional object with ``stage(text)``, ``progress(done, total)``
+    and ``epoch(dict)`` methods (the CLI's rich display); logging is used otherwise.
+    """
+    torch = require_torch()
+    from .device import pick_device
+    from .models import count_parameters
+
+    device = pick_device(cfg.device)  # before any work: a wrong device name fails at once
+    out = _open_run_folder(cfg, resume)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
+
+    say("features: reading clips and filling the cache")
+    taxonomy, splits = prepare_data(cfg, data_root, reporter.progress if reporter else None)
+    kinds = run_head_kinds(cfg, taxonomy)
+    say(f"data: {len(splits['train'].clips)} train / {len(splits['validation'].clips)} validation / "
+        f"{len(splits['test'].clips)} test clips; " + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
+
+    run = _new_run(cfg, taxonomy, device, out, resume, say)
+    precision = run.precision
+    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(run.model):,} parameters; "
+        f"training on {device} ({'mixed precision ' + str(precision.dtype).removeprefix('torch.') if precision.enabled else 'float32'})")
+    _fit(run, cfg, splits, taxonomy, kinds, device, out, reporter)
+
+    ck, thresholds, report = _select_and_report(run.model, cfg, splits, taxonomy, kinds, out, say)
     if not cfg.export:
         say("export = false: not exporting")
         return out
     say("exporting to ONNX")
-    export_run(cfg, model, taxonomy, thresholds, test, report["test"], best_epoch=int(ck["epoch"]),
+    export_run(cfg, run.model, taxonomy, thresholds, splits["test"], report["test"], best_epoch=int(ck["epoch"]),
                validation_score=float(ck["score"]), out_dir=out / "export")
     return out
 
@@ -714,12 +634,11 @@ def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], threshol
     """
     from .export import export_classifier
 
-    kinds = head_kinds(taxonomy)
+    kinds = run_head_kinds(cfg, taxonomy)
     heads = []
     for h, labels in taxonomy.items():
         thr = {lab: round(float(v), 3) for lab, v in zip(labels, thresholds[h])} if h in thresholds else None
-        desc = QUADRANT_DESCRIPTIONS if h == "quadrant" else None
-        heads.append(Head(h, kinds[h], tuple(labels), descriptions=desc, thresholds=thr))
+        heads.append(Head(h, kinds[h], tuple(labels), descriptions=spec_for(h).descriptions, thresholds=thr))
     x_parity = standard_windows(test, cfg)[0][:8] if test.clips else None
     return export_classifier(
         model, out_dir=out_dir, name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
