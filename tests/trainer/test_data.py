@@ -20,8 +20,8 @@ from mirtag.trainer import data as D
 from tests.conftest import music_like
 
 SR = 22050
-# The real data: $MIRTAG_DATA, else where the project's machines keep it.
-REAL = Path(os.environ.get("MIRTAG_DATA") or "/work/shared/data")
+# The real data: $MIRTAG_DATA, else shared/data beside the checkout (the project's layout).
+REAL = Path(os.environ.get("MIRTAG_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
