@@ -24,9 +24,18 @@ def test_wheel_holds_the_mirtag_subpackages_and_package_data(tmp_path):
     for required in (
         "mirtag/runtime/__init__.py", "mirtag/runtime/dsp.py", "mirtag/trainer/__init__.py", "mirtag/cli/main.py",
         "mirtag/exported/registry.json", "mirtag/trainer/lists/test_filtered.txt", "mirtag/trainer/splits/4q.csv",
+        "mirtag/__main__.py", "mirtag/trainer/data/cache.py",
     ):
         assert required in names, f"{required} missing from the wheel"
-    assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/")) for n in names), "no top-level runtime/cli/trainer"
+    assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/", "entry/")) for n in names), "no top-level runtime/cli/trainer"
+    assert "mirtag/__init__.py" not in names, "mirtag stays a namespace package"
     exported = ROOT / "exported"
     for model in exported.glob("*.onnx"):
         assert f"mirtag/exported/{model.name}" in names and f"mirtag/exported/{model.name}.json" in names
+
+
+def test_python_dash_m_mirtag_is_the_mirtag_command(tmp_path):
+    # Run from elsewhere, so the checkout's folders are not on sys.path.
+    done = subprocess.run([sys.executable, "-m", "mirtag", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Usage: python -m mirtag" in done.stdout and "scan" in done.stdout
