@@ -222,6 +222,27 @@ def _kernel(pair, parallel: bool):
     return pair[1] if parallel else pair[0]
 
 
+def median_rows_into(x: np.ndarray, out: np.ndarray, k: int, *, padded: bool = False, parallel: bool = False) -> None:
+    """Row-wise running median of odd length ``k`` into ``out``: the streaming frontend's hot path, unchecked.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(R, n) or (R, L + k - 1), dtype=float32, C-contiguous]
+        Rows to filter.
+    out : np.ndarray [shape=(R, n) or (R, L), dtype=float32]
+        Written in place.
+    k : int
+        Odd median length (validated by the public filters, not here).
+    padded : bool
+        False: reflect at the row edges (``out`` as wide as ``x``). True: ``x``
+        already holds ``k // 2`` values of context on each side (``out`` is
+        ``k - 1`` narrower).
+    parallel : bool
+        Use the ``prange`` build.
+    """
+    _kernel(_MEDIAN_VALID if padded else _MEDIAN_REFLECT, parallel)(x, out, k)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -326,11 +347,11 @@ def stft_magnitude(
     ypad[pad : pad + y.size] = y
     n_frames = 1 + (ypad.size - n_fft) // hop_length
     return np.ascontiguousarray(
-        _stft_frames(ypad, hann_window(n_fft), hop_length, 0, n_frames, parallel).T
+        stft_frames(ypad, hann_window(n_fft), hop_length, 0, n_frames, parallel).T
     )
 
 
-def _stft_frames(ypad, window, hop_length, first, n_frames, parallel=False) -> np.ndarray:
+def stft_frames(ypad, window, hop_length, first, n_frames, parallel=False) -> np.ndarray:
     """Frames-major STFT magnitude (n_frames, 1 + n_fft // 2) of an already padded signal.
 
     Frame ``t`` covers ``ypad[(first + t) * hop_length:][:n_fft]``.

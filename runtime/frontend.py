@@ -267,7 +267,7 @@ class FrontendStream:
         if n_new <= 0:
             return False
         first = self._n_frames * c.hop_length - self._s0
-        mag = dsp._stft_frames(
+        mag = dsp.stft_frames(
             self._samples[first : first + (n_new - 1) * c.hop_length + c.n_fft],
             self.fe.window, c.hop_length, 0, n_new, self.fe.parallel,
         )
@@ -298,9 +298,9 @@ class FrontendStream:
         S = self._S[a - self._S0 : b - self._S0]
         c = self.c
         harm_t = np.empty((self._n_bins, b - a), dtype=np.float32)
-        dsp._kernel(dsp._MEDIAN_VALID, self.fe.parallel)(np.ascontiguousarray(block.T), harm_t, c.hpss_kernel[0])
+        dsp.median_rows_into(np.ascontiguousarray(block.T), harm_t, c.hpss_kernel[0], padded=True, parallel=self.fe.parallel)
         perc = np.empty_like(S)
-        dsp._kernel(dsp._MEDIAN_REFLECT, self.fe.parallel)(S, perc, c.hpss_kernel[1])
+        dsp.median_rows_into(S, perc, c.hpss_kernel[1], parallel=self.fe.parallel)
         mel = dsp.masked_mel(
             S, harm_t, perc, self.fe.mel_basis, power=c.hpss_power, margin=c.hpss_margin,
             mel_power=c.mel_power, parallel=self.fe.parallel,

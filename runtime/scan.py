@@ -42,7 +42,7 @@ from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
 from .shard import Shard, shard_files
-from .tagger import TagResult, _Accumulator
+from .tagger import TagResult, WindowAccumulator
 from .walk import iter_audio_files
 
 _LOGGER = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class _File:
     path: str
     size: int | None
     mtime_ns: int | None
-    acc: _Accumulator
+    acc: WindowAccumulator
     seconds: float = 0.0
     done: bool = False
     error: str | None = None
@@ -330,7 +330,7 @@ class Scanner:
         return not any(w.conn.poll() for w in busy)
 
     def _new_file(self, file_id: int, path: str) -> _File:
-        f = _File(file_id, path, None, None, _Accumulator(self.card))
+        f = _File(file_id, path, None, None, WindowAccumulator(self.card))
         try:
             st = os.stat(path)
             f.size, f.mtime_ns = st.st_size, st.st_mtime_ns

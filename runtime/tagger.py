@@ -73,7 +73,7 @@ class TagResult:
         return keep[:k] if k else keep
 
 
-class _Accumulator:
+class WindowAccumulator:
     """Running sums over windows, so a track of any length needs constant memory."""
 
     def __init__(self, card: ModelCard):
@@ -178,7 +178,7 @@ class Tagger:
             Its sample rate in Hz.
         """
         feats = self.frontend.analyze(y, sr)
-        acc = _Accumulator(self.card)
+        acc = WindowAccumulator(self.card)
         acc.add(self.session.run(feats.windows), feats.silent)
         return acc.result(len(y) / float(sr))
 
@@ -197,7 +197,7 @@ class Tagger:
 
     def tag_windows(self, batches: Iterable[Features], counter: list[int] | None = None) -> TagResult:
         """Aggregate model outputs over batches of windows (``counter[0]``: samples seen)."""
-        acc = _Accumulator(self.card)
+        acc = WindowAccumulator(self.card)
         for feats in batches:
             acc.add(self.session.run(feats.windows), feats.silent)
         rate = self.card.frontend.sample_rate
