@@ -326,29 +326,12 @@ def export_cmd(
     default: Annotated[bool, typer.Option(help="Make it the default classifier of that folder.")] = True,
 ) -> None:
     """Install a run's exported model (.onnx, card, .pt) into a model folder and its registry."""
-    import json
-    import shutil
-
-    from mirtag.runtime.card import REGISTRY_NAME, load_card, sha256_file
+    from mirtag.runtime.card import install_model
 
     src = run_dir / "export"
-    cards = sorted(src.glob("*.onnx.json"))
-    if not cards:
+    if not sorted(src.glob("*.onnx.json")):
         raise MirtagError(f"{src}: no exported model (train first)")
-    card = load_card(cards[0])
-    out.mkdir(parents=True, exist_ok=True)
-    names = [card.onnx_file, cards[0].name] + ([card.provenance["state_dict"]["file"]] if "state_dict" in card.provenance else [])
-    for name in names:
-        shutil.copy2(src / name, out / name)
-    reg_path = out / REGISTRY_NAME
-    reg = json.loads(reg_path.read_text()) if reg_path.is_file() else {"format_version": 1, "default": {}, "models": {}}
-    reg["models"][card.name] = {"file": card.onnx_file, "card": cards[0].name, "sha256": card.sha256,
-                                "size_bytes": (out / card.onnx_file).stat().st_size, "model_type": card.model_type}
-    if default:
-        reg["default"][card.model_type] = card.name
-    reg_path.write_text(json.dumps(reg, indent=2) + "\n")
-    load_card(out / card.onnx_file)  # the installed copy must load and match its hash
-    assert sha256_file(out / card.onnx_file) == card.sha256
+    card = install_model(src, out, default=default)
     err.print(f"installed {card.ref} into {out}")
 
 

@@ -17,13 +17,14 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, ParameterError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class ModelCard:
         for h in self.heads:
             if h.name == name:
                 return h
-        raise KeyError(f"{self.name} has no head {name!r} (heads: {[h.name for h in self.heads]})")
+        raise ParameterError(f"{self.ref} has no head {name!r} (heads: {', '.join(h.name for h in self.heads)})")
 
     @property
     def onnx_path(self) -> Path:
@@ -423,6 +424,90 @@ def read_registry(directory: str | os.PathLike[str]) -> dict[str, Any]:
     reg.setdefault("models", {})
     reg.setdefault("default", {})
     return reg
+
+def install_model(card_path: str | os.PathLike[str], directory: str | os.PathLike[str], *,
+                  default: bool = True) -> ModelCard:
+    """Copy a model into a model folder and register it in the folder's ``registry.json``.
+
+    The source must load and match its hash. The ``.onnx``, its card and, when
+    the card's provenance names one, the torch state dict beside them are
+    copied to temporary names and checked against the card's sha256s, then
+    renamed into place; the installed copy is loaded with its hash checked;
+    only then is the registry rewritten, atomically, with the model's file,
+    card, sha256 and size. A failure leaves the folder as it was.
+
+    Parameters
+    ----------
+    card_path : path-like
+        The model's ``.onnx``, ``.onnx.json`` or a folder with one card.
+    directory : path-like
+        The model folder (created).
+    default : bool
+        Make it the folder's default model of its type.
+
+    Returns
+    -------
+    ModelCard
+        The installed card.
+
+    Raises
+    ------
+    ModelLoadError
+        The source model, or its installed copy, does not load or match its hash.
+    """
+    src_card = _single_card(Path(card_path))
+    card = load_card(src_card)  # the source must load and match its hash before anything is copied
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {card.onnx_file: card.sha256, src_card.name: None}
+    state = card.provenance.get("state_dict")
+    if isinstance(state, dict) and state.get("file"):
+        files[state["file"]] = state.get("sha256")
+    staged: dict[str, Path] = {}
+    try:
+        for name, sha in files.items():
+            staged[name] = _staged_copy(src_card.parent / name, out / name)
+            if sha is not None and sha256_file(staged[name]) != sha:
+                raise ModelLoadError(f"{out / name}: the copy does not match the sha256 its card states")
+        for name, tmp in staged.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+    installed = load_card(out / card.onnx_file)
+    reg = read_registry(out) if (out / REGISTRY_NAME).is_file() else {"format_version": 1, "default": {}, "models": {}}
+    reg["models"][card.name] = {"file": card.onnx_file, "card": src_card.name, "sha256": installed.sha256,
+                                "size_bytes": (out / card.onnx_file).stat().st_size, "model_type": card.model_type}
+    if default:
+        reg["default"][card.model_type] = card.name
+    _atomic_write_text(out / REGISTRY_NAME, json.dumps(reg, indent=2) + "\n")
+    return installed
+
+
+def _single_card(path: Path) -> Path:
+    """The card of a model given as ``.onnx``, ``.onnx.json`` or a folder holding exactly one card."""
+    if path.is_dir():
+        cards = sorted(path.glob("*.onnx.json"))
+        if len(cards) != 1:
+            raise ModelLoadError(f"{path}: expected one model card (*.onnx.json), found {len(cards)}")
+        return cards[0]
+    return path if path.name.endswith(".json") else path.with_name(path.name + ".json")
+
+
+def _staged_copy(src: Path, dst: Path) -> Path:
+    """Copy ``src`` to a temporary name beside ``dst`` (renamed into place by the caller)."""
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        shutil.copystat(src, tmp)
+    except FileNotFoundError:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelLoadError(f"{src}: missing (its card names it)") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
 
 
 def resolve_model(

@@ -237,12 +237,7 @@ class GenreMap:
 
     def head(self, name: str) -> Head:
         """The classifier head ``name`` (ParameterError if there is none)."""
-        try:
-            return self.classifier.head(name)
-        except KeyError:
-            raise ParameterError(
-                f"{self.classifier.ref} has no head {name!r} (heads: {', '.join(h.name for h in self.classifier.heads)})"
-            ) from None
+        return self.classifier.head(name)
 
     def _dims(self, dims: Sequence[int]) -> tuple[int, int]:
         dims = tuple(int(d) for d in dims)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mirtag.runtime.errors import ParameterError
+
 from . import require_torch
 
 torch = require_torch()
@@ -89,7 +91,7 @@ class Classifier(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         if not config.heads:
-            raise ValueError("a classifier needs at least one head")
+            raise ParameterError("a classifier needs at least one head")
         self.config = config
         blocks = []
         cin = config.in_channels
@@ -100,7 +102,7 @@ class Classifier(nn.Module):
             elif config.arch == "rese":
                 blocks.append(ReSEBlock(cin, cout, pool, config.se_reduction))
             else:
-                raise ValueError(f"unknown arch {config.arch!r} (cnn or rese)")
+                raise ParameterError(f"unknown arch {config.arch!r} (cnn or rese)")
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.embed_dim = 2 * cin

@@ -122,3 +122,40 @@ def test_frontend_defaults_follow_the_thesis():
     assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.hpss_kernel, c.hpss_power) == (22050, 2048, 512, 84, (31, 31), 2.0)
     assert (c.window_frames, c.window_hop, c.compression, c.mel_power) == (128, 64, "none", 1.0)
     assert round(c.window_seconds, 2) == 2.97
+
+
+def test_install_model_copies_the_model_and_registers_it_atomically(tmp_path):
+    from mirtag.runtime.card import install_model, read_registry
+
+    models = tmp_path / "models"
+    card = install_model(TINY / "tiny.onnx", models)
+    reg = read_registry(models)
+    assert reg["default"] == {"classifier": "tiny"}
+    assert reg["models"]["tiny"] == {"file": "tiny.onnx", "card": "tiny.onnx.json", "sha256": card.sha256,
+                                     "size_bytes": (TINY / "tiny.onnx").stat().st_size, "model_type": "classifier"}
+    assert load_card(models).sha256 == sha256_file(TINY / "tiny.onnx")
+    assert sorted(p.name for p in models.iterdir()) == ["registry.json", "tiny.onnx", "tiny.onnx.json"]
+
+
+def test_install_model_keeps_the_registry_when_the_copy_does_not_match_its_card(tiny, tmp_path):
+    from mirtag.runtime.card import install_model, read_registry
+
+    models = tmp_path / "models"
+    install_model(TINY, models)
+    before = (models / "registry.json").read_text()
+    data = card_json(tiny)
+    data["name"] = "other"
+    write_card(tiny, data)
+    with (tiny / "tiny.onnx").open("ab") as fh:
+        fh.write(b"\0")  # the graph no longer matches the sha256 its card states
+    with pytest.raises(ModelLoadError, match="sha256"):
+        install_model(tiny / "tiny.onnx.json", models)
+    assert (models / "registry.json").read_text() == before
+    assert "other" not in read_registry(models)["models"]
+
+
+def test_asking_a_card_for_a_head_it_lacks_is_a_mirtag_error():
+    from mirtag.runtime.errors import MirtagError
+
+    with pytest.raises(MirtagError, match="has no head 'mood'"):
+        load_card(TINY).head("mood")
