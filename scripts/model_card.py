@@ -93,7 +93,7 @@ def main() -> None:
         "",
         "## Architecture and size",
         "",
-        f"{'Thesis-style conv-BN-ReLU-pool' if cfg['arch'] == 'cnn' else 'Residual squeeze-excitation'} CNN, channels {cfg['channels']}, one linear layer per head on mean+max pooled features; "
+        f"{'Plain conv-BN-ReLU-pool' if cfg['arch'] == 'cnn' else 'Residual squeeze-excitation'} CNN, channels {cfg['channels']}, one linear layer per head on mean+max pooled features; "
         f"input (batch, 2, {card.frontend.n_mels}, {card.frontend.window_frames}). ONNX opset "
         f"{card.provenance['export']['opset']}, {card.onnx_path.stat().st_size / 1e6:.2f} MB; "
         f"torch-vs-onnxruntime parity max abs diff {card.provenance['export']['parity_max_abs_diff']:.1e}.",

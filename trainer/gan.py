@@ -10,8 +10,10 @@ with the Jensen-Shannon (Deep InfoMax) bound, and the generator maximises it:
 
     loss_MI = E_joint[softplus(-T(c, m))] + E_marginal[softplus(T(c', m))]
 
-The thesis this follows collapsed (pop 0.3 %, country 0.9 % of generated
-samples; training broke after 125 epochs). Here every evaluation logs the
+The genre-boundary GAN this follows (the master's thesis "Visualization of
+Boundaries in Music Genre Classification by using Deep Learning", GTZAN)
+collapsed: pop 0.3 %, country 0.9 % of generated samples, and training broke
+after 125 epochs. Here every evaluation logs the
 Wasserstein estimate, the MI loss and the genre distribution of generated
 samples against the classifier's distribution on real windows, and how many
 seed maps show three genres or more; the kept checkpoint is chosen by those
@@ -46,7 +48,7 @@ F = torch.nn.functional
 _LOGGER = logging.getLogger(__name__)
 
 TV_TARGET = 0.3
-"""A checkpoint within this TV distance of the real genre distribution is preferred (the issue's target)."""
+"""A checkpoint within this TV distance of the real genre distribution is preferred (the genre-map target)."""
 
 
 @dataclass

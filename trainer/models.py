@@ -1,4 +1,4 @@
-"""Classifier networks (torch): the thesis-style 2-channel CNN and a ReSE variant.
+"""Classifier networks (torch): a 2-channel (harmonic, percussive) CNN and a ReSE variant.
 
 Both read the frontend's windows ``(batch, 2, n_mels, window_frames)`` (harmonic,
 percussive), pool them into an embedding and put one linear layer per head on
@@ -27,7 +27,7 @@ class ModelConfig:
     """Architecture of a classifier (stored in checkpoints and the card's provenance)."""
 
     arch: str = "cnn"
-    """``cnn`` (conv-BN-ReLU-pool blocks, the thesis baseline) or ``rese`` (residual squeeze-excitation)."""
+    """``cnn`` (conv-BN-ReLU-pool blocks: the small 2-D CNN of the HPSS genre-map work) or ``rese`` (residual squeeze-excitation)."""
     channels: tuple[int, ...] = (16, 32, 64, 128)
     """Output channels of each block; every block but the last halves both axes."""
     dropout: float = 0.3
@@ -52,7 +52,7 @@ class ConvBlock(nn.Module):
 
 
 class ReSEBlock(nn.Module):
-    """Residual block with squeeze-and-excitation (seed 004's ReSE), then max-pool 2."""
+    """Residual block with squeeze-and-excitation (ReSE: residual + SE blocks, the best of basic / SE / ReSE in multi-label tagging of MagnaTagATune), then max-pool 2."""
 
     def __init__(self, cin: int, cout: int, pool: bool, reduction: int = 8):
         super().__init__()

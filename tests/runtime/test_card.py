@@ -117,7 +117,7 @@ def test_save_writes_what_load_reads(tiny, tmp_path):
     assert sha256_file(moved / "tiny.onnx") == card.sha256
 
 
-def test_frontend_defaults_follow_the_thesis():
+def test_frontend_defaults_are_84_mels_and_128_frame_windows():
     c = FrontendConfig()
     assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.hpss_kernel, c.hpss_power) == (22050, 2048, 512, 84, (31, 31), 2.0)
     assert (c.window_frames, c.window_hop, c.compression, c.mel_power) == (128, 64, "none", 1.0)

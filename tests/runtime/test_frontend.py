@@ -41,7 +41,7 @@ def test_frontend_matches_the_librosa_oracle(frontend, sr, seconds):
     assert_matches_oracle(frontend, y, sr)
 
 
-def test_thirty_seconds_give_nineteen_windows_of_the_thesis_shape(frontend):
+def test_thirty_seconds_give_nineteen_windows_of_the_model_input_shape(frontend):
     x = frontend(music_like(22050, 30.0), 22050)
     assert x.shape == (19, 2, 84, 128)
     assert np.allclose(x.max(axis=(2, 3)), 1.0)
