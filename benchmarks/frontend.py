@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from mirtag.runtime.card import FrontendConfig  # noqa: E402
 from mirtag.runtime.frontend import Frontend  # noqa: E402
-from tests.conftest import music_like  # noqa: E402
+from tests.synth import music_like  # noqa: E402
 from tests.oracle import oracle_windows  # noqa: E402
 
 SR_IN = 44100

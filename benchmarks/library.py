@@ -3,7 +3,7 @@
     python benchmarks/library.py [--library DIR] [--quick]
 
 Builds (once; reused while its manifest matches) 44.1 kHz stereo MP3 and FLAC
-files of ``music_like`` audio (tests/conftest.py: chords with vibrato, kick,
+files of ``music_like`` audio (tests/synth.py: chords with vibrato, kick,
 hi-hats, noise). Files are written block by block (30 s at a time), so even the
 60-minute file never sits in memory whole. Layout under ``DIR/<full|quick>/``::
 
@@ -117,7 +117,7 @@ def write_track(path: Path, spec: TrackSpec) -> None:
     """Write one file block by block (atomically: temp name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.{path.suffix.lstrip('.')}")
-    from tests.conftest import music_like  # imports pytest: only when building
+    from tests.synth import music_like
 
     n_total = int(round(spec.seconds * SR))
     block = int(BLOCK_S * SR)

@@ -16,18 +16,27 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_holds_the_mirtag_subpackages_and_package_data(tmp_path):
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(tmp_path.glob("mirtag-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
-        "mirtag/runtime/__init__.py", "mirtag/runtime/dsp.py", "mirtag/trainer/__init__.py", "mirtag/cli/main.py",
-        "mirtag/exported/registry.json", "mirtag/trainer/lists/test_filtered.txt", "mirtag/trainer/splits/4q.csv",
-        "mirtag/__main__.py", "mirtag/trainer/data/cache.py",
+        "mirtag/runtime/__init__.py",
+        "mirtag/runtime/dsp.py",
+        "mirtag/trainer/__init__.py",
+        "mirtag/cli/main.py",
+        "mirtag/exported/registry.json",
+        "mirtag/trainer/lists/test_filtered.txt",
+        "mirtag/trainer/splits/4q.csv",
+        "mirtag/__main__.py",
+        "mirtag/trainer/data/cache.py",
     ):
         assert required in names, f"{required} missing from the wheel"
-    assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/", "entry/")) for n in names), "no top-level runtime/cli/trainer"
+    assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/", "entry/")) for n in names), (
+        "no top-level runtime/cli/trainer"
+    )
     assert "mirtag/__init__.py" not in names, "mirtag stays a namespace package"
     exported = ROOT / "exported"
     for model in exported.glob("*.onnx"):

@@ -41,7 +41,8 @@ def test_the_shipped_tagger_reproduces_its_golden_outputs():
     tagger = Tagger.load(device="cpu")
     golden = np.load(HERE / f"{tagger.card.name}.npz")
     assert str(golden["model_sha256"]) == tagger.card.sha256, (
-        "exported/ holds another classifier than the golden outputs: if on purpose, run tests/fixtures/make_golden.py")
+        "exported/ holds another classifier than the golden outputs: if on purpose, run tests/fixtures/make_golden.py"
+    )
     outs = window_outputs(tagger, CLIP)
     assert set(outs) == set(golden.files) - {"model_sha256"}
     for name, value in outs.items():

@@ -102,7 +102,9 @@ def _multi(j: _Judge, spec: HeadSpec) -> None:
     """A multi-label sigmoid head: macro ROC/PR-AUC; with thresholds, decisions and a per-label table."""
     h, res = spec.head, j.res
     Y, S, Mk = j.split.targets[h], j.probs[h], j.split.masks[h]
-    res[f"{h}_macro_roc_auc"] = j.maybe_ci(lambda y, s, m: M.macro_auc(y, s, m, min_positives=MIN_POSITIVES)[0], Y, S, Mk)
+    res[f"{h}_macro_roc_auc"] = j.maybe_ci(
+        lambda y, s, m: M.macro_auc(y, s, m, min_positives=MIN_POSITIVES)[0], Y, S, Mk
+    )
     res[f"{h}_macro_pr_auc"] = M.macro_auc(Y, S, Mk, MIN_POSITIVES, kind="pr")[0]
     if h not in j.thresholds:
         return
@@ -115,10 +117,18 @@ def _multi(j: _Judge, spec: HeadSpec) -> None:
     roc = M.macro_auc(Y, S, Mk, MIN_POSITIVES)[1]
     pr = M.macro_auc(Y, S, Mk, MIN_POSITIVES, kind="pr")[1]
     res[f"{h}_per_label"] = [
-        {"label": lab, "test_positives": int(prf["support"][i]), "threshold": round(float(thr[i]), 3),
-         "precision": prf["precision"][i], "recall": prf["recall"][i], "f1": prf["f1"][i],
-         "roc_auc": roc[i], "pr_auc": pr[i]}
-        for i, lab in enumerate(j.taxonomy[h])]
+        {
+            "label": lab,
+            "test_positives": int(prf["support"][i]),
+            "threshold": round(float(thr[i]), 3),
+            "precision": prf["precision"][i],
+            "recall": prf["recall"][i],
+            "f1": prf["f1"][i],
+            "roc_auc": roc[i],
+            "pr_auc": pr[i],
+        }
+        for i, lab in enumerate(j.taxonomy[h])
+    ]
 
 
 def _subset(j: _Judge, spec: HeadSpec) -> None:
@@ -165,8 +175,14 @@ def _binary(j: _Judge, spec: HeadSpec) -> None:
         if not c.music:
             by_kind.setdefault(c.category or c.group or c.dataset, []).append(float(v))
     res[f"{h}_score_of_non_{h}"] = [
-        {"category": k, "clips": len(v), f"mean_{h}_score": float(np.mean(v)), "above_threshold": int(sum(x >= thr for x in v))}
-        for k, v in sorted(by_kind.items(), key=lambda kv: -np.mean(kv[1]))]
+        {
+            "category": k,
+            "clips": len(v),
+            f"mean_{h}_score": float(np.mean(v)),
+            "above_threshold": int(sum(x >= thr for x in v)),
+        }
+        for k, v in sorted(by_kind.items(), key=lambda kv: -np.mean(kv[1]))
+    ]
 
 
 def _soft(j: _Judge, spec: HeadSpec) -> None:
@@ -178,12 +194,24 @@ def _soft(j: _Judge, spec: HeadSpec) -> None:
 
 
 _FAMILIES: dict[str, Callable[[_Judge, HeadSpec], None]] = {
-    "single": _single, "multi": _multi, "subset": _subset, "binary": _binary, "soft": _soft,
+    "single": _single,
+    "multi": _multi,
+    "subset": _subset,
+    "binary": _binary,
+    "soft": _soft,
 }
 
 
-def head_metrics(split, probs: dict, window_probs: dict, owner: np.ndarray, taxonomy: dict, ci: bool = False,
-                 thresholds: dict[str, Any] | None = None, kinds: Mapping[str, str] | None = None) -> dict:
+def head_metrics(
+    split,
+    probs: dict,
+    window_probs: dict,
+    owner: np.ndarray,
+    taxonomy: dict,
+    ci: bool = False,
+    thresholds: dict[str, Any] | None = None,
+    kinds: Mapping[str, str] | None = None,
+) -> dict:
     """Track-level metrics of every view of the model's heads (:data:`mirtag.trainer.heads.HEADS`) on one split.
 
     Parameters
@@ -229,8 +257,12 @@ def write_confusions(section: dict, out_dir: Path, split_name: str = "test") -> 
         cm = section.pop(key)
         stem = f"confusion_{name}"
         M.confusion_csv(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.csv")
-        M.confusion_png(np.asarray(cm["matrix"]), cm["labels"], out_dir / f"{stem}.png",
-                        f"{confusion_title(name)}, {split_name} split (track level)")
+        M.confusion_png(
+            np.asarray(cm["matrix"]),
+            cm["labels"],
+            out_dir / f"{stem}.png",
+            f"{confusion_title(name)}, {split_name} split (track level)",
+        )
         section[f"{key}_files"] = f"{stem}.csv, {stem}.png"
 
 
@@ -255,7 +287,9 @@ def _noisy_split(split, cfg, root, noise_clips, snr, seed=0):
     for c in split.clips:
         if c.music:
             nc = noise_clips[int(rng.integers(len(noise_clips)))]
-            plans[c.key] = D.Augment(nc.file, float(snr), int(rng.integers(D.max_noise_offset(cfg.frontend.sample_rate))))
+            plans[c.key] = D.Augment(
+                nc.file, float(snr), int(rng.integers(D.max_noise_offset(cfg.frontend.sample_rate)))
+            )
     cache.compute([(c, plans[c.key]) for c in split.clips if c.key in plans], root, cfg.workers)
     keep = [i for i, c in enumerate(split.clips) if c.key in plans and cache.has(c, plans[c.key], root)]
     return split.subset(keep, [[cache.load(split.clips[i], plans[split.clips[i].key], root)] for i in keep])
@@ -269,7 +303,9 @@ def _agreement(a: dict, b: dict, heads) -> dict[str, float]:
     return out
 
 
-def domain_shift(split, root: Path, onnx_path: Path, heads=("quadrant", "genre"), limit: int | None = None) -> dict[str, Any]:
+def domain_shift(
+    split, root: Path, onnx_path: Path, heads=("quadrant", "genre"), limit: int | None = None
+) -> dict[str, Any]:
     """Top-1 agreement between tagging the original clips and their 44.1 kHz stereo MP3/FLAC re-encodings."""
     import soxr
 
@@ -300,8 +336,9 @@ def domain_shift(split, root: Path, onnx_path: Path, heads=("quadrant", "genre")
     }
 
 
-def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | None = None,
-                 noise_draws: int = 3) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, data_root: Path, *, domain_limit: int | None = None, noise_draws: int = 3
+) -> dict[str, Any]:
     """Full test report of a trained run (``best.pt``), written as report.json / report.md.
 
     The robustness table mixes each test music clip with a held-back noise clip
@@ -325,8 +362,11 @@ def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | No
 
     test = splits["test"]
     tp, twp, to = track_probs(test, cfg, model, kinds)
-    report: dict[str, Any] = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
-                              "test_clips": len(test.clips)}
+    report: dict[str, Any] = {
+        "model": f"{cfg.name}@{cfg.version}",
+        "best_epoch": int(ck["epoch"]),
+        "test_clips": len(test.clips),
+    }
     report["test"] = head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=read_thresholds(run), kinds=kinds)
     write_confusions(report["test"], run)
 
@@ -347,8 +387,9 @@ def evaluate_run(run_dir: str | Path, data_root: Path, *, domain_limit: int | No
     return report
 
 
-def robustness_rows(clean_section: Mapping[str, Any], judge: Callable[[float, int], dict] | None,
-                    noise_draws: int) -> list[dict[str, Any]]:
+def robustness_rows(
+    clean_section: Mapping[str, Any], judge: Callable[[float, int], dict] | None, noise_draws: int
+) -> list[dict[str, Any]]:
     """The robustness table: the clean numbers, then each SNR's mean over noise draws and its drop in points.
 
     Parameters
@@ -374,7 +415,9 @@ def robustness_rows(clean_section: Mapping[str, Any], judge: Callable[[float, in
             if vals:
                 row[k] = round(float(np.mean(vals)), 4)
                 row[f"{k}_drop_points"] = round(100 * (clean[k] - float(np.mean(vals))), 2)
-                row[f"{k}_drop_points_range"] = [round(100 * (clean[k] - max(vals)), 2),
-                                                 round(100 * (clean[k] - min(vals)), 2)]
+                row[f"{k}_drop_points_range"] = [
+                    round(100 * (clean[k] - max(vals)), 2),
+                    round(100 * (clean[k] - min(vals)), 2),
+                ]
         rows.append(row)
     return rows

@@ -119,7 +119,14 @@ def test_save_writes_what_load_reads(tiny, tmp_path):
 
 def test_frontend_defaults_are_84_mels_and_128_frame_windows():
     c = FrontendConfig()
-    assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.hpss_kernel, c.hpss_power) == (22050, 2048, 512, 84, (31, 31), 2.0)
+    assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.hpss_kernel, c.hpss_power) == (
+        22050,
+        2048,
+        512,
+        84,
+        (31, 31),
+        2.0,
+    )
     assert (c.window_frames, c.window_hop, c.compression, c.mel_power) == (128, 64, "none", 1.0)
     assert round(c.window_seconds, 2) == 2.97
 
@@ -131,8 +138,13 @@ def test_install_model_copies_the_model_and_registers_it_atomically(tmp_path):
     card = install_model(TINY / "tiny.onnx", models)
     reg = read_registry(models)
     assert reg["default"] == {"classifier": "tiny"}
-    assert reg["models"]["tiny"] == {"file": "tiny.onnx", "card": "tiny.onnx.json", "sha256": card.sha256,
-                                     "size_bytes": (TINY / "tiny.onnx").stat().st_size, "model_type": "classifier"}
+    assert reg["models"]["tiny"] == {
+        "file": "tiny.onnx",
+        "card": "tiny.onnx.json",
+        "sha256": card.sha256,
+        "size_bytes": (TINY / "tiny.onnx").stat().st_size,
+        "model_type": "classifier",
+    }
     assert load_card(models).sha256 == sha256_file(TINY / "tiny.onnx")
     assert sorted(p.name for p in models.iterdir()) == ["registry.json", "tiny.onnx", "tiny.onnx.json"]
 

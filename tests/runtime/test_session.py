@@ -81,6 +81,8 @@ def test_missing_onnxruntime_names_the_install_command(monkeypatch):
         session.import_onnxruntime()
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_onnxruntime_gpu_without_cuda_stays_quiet(tmp_path):
     """With onnxruntime-gpu on a machine without CUDA, auto picks the CPU and prints nothing."""
     if session.cuda_driver_devices()[0]:

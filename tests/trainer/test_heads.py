@@ -11,10 +11,19 @@ from mirtag.trainer.train import Split
 
 
 def test_built_in_heads_have_their_kinds_and_a_manifest_single_label_head_is_softmax():
-    kinds = H.head_kinds(["genre", "quadrant", "moods", "music", "emotions", "instrument", "era"],
-                         H.manifest_head_kinds([{"labels": {"inst": ["instrument", "single"], "era": ["era", "multi"]}}]))
-    assert kinds == {"genre": "sigmoid", "quadrant": "softmax", "moods": "sigmoid", "music": "sigmoid",
-                     "emotions": "sigmoid", "instrument": "softmax", "era": "sigmoid"}
+    kinds = H.head_kinds(
+        ["genre", "quadrant", "moods", "music", "emotions", "instrument", "era"],
+        H.manifest_head_kinds([{"labels": {"inst": ["instrument", "single"], "era": ["era", "multi"]}}]),
+    )
+    assert kinds == {
+        "genre": "sigmoid",
+        "quadrant": "softmax",
+        "moods": "sigmoid",
+        "music": "sigmoid",
+        "emotions": "sigmoid",
+        "instrument": "softmax",
+        "era": "sigmoid",
+    }
 
 
 def test_a_head_labelled_single_in_one_manifest_and_multi_in_another_is_multi_label():
@@ -23,10 +32,19 @@ def test_a_head_labelled_single_in_one_manifest_and_multi_in_another_is_multi_la
 
 
 def test_selection_averages_the_tables_targets():
-    m = {"quadrant_accuracy": {"value": 0.5, "low": 0.4, "high": 0.6}, "genre_macro_roc_auc": 0.9,
-         "music_roc_auc": float("nan"), "quadrant_macro_f1": 0.0}
-    assert H.selection_targets() == ["quadrant_accuracy", "genre_macro_roc_auc", "moods_macro_roc_auc",
-                                     "emotify_genre_accuracy", "music_roc_auc"]
+    m = {
+        "quadrant_accuracy": {"value": 0.5, "low": 0.4, "high": 0.6},
+        "genre_macro_roc_auc": 0.9,
+        "music_roc_auc": float("nan"),
+        "quadrant_macro_f1": 0.0,
+    }
+    assert H.selection_targets() == [
+        "quadrant_accuracy",
+        "genre_macro_roc_auc",
+        "moods_macro_roc_auc",
+        "emotify_genre_accuracy",
+        "music_roc_auc",
+    ]
     assert selection_score(m) == 0.7
 
 
@@ -45,8 +63,15 @@ def test_a_manifest_softmax_head_gets_accuracy_and_a_confusion_matrix():
     masks = {"instrument": np.ones((12, 3), np.float32)}
     split = Split(clips, targets, masks, [[] for _ in clips])
     probs = np.eye(3)[np.where(np.arange(12) < 9, y, (y + 1) % 3)] * 0.8 + 0.2 * rng.random((12, 3))
-    res = head_metrics(split, {"instrument": probs}, {"instrument": probs}, np.arange(12),
-                       {"instrument": ["bass", "drums", "piano"]}, thresholds={}, kinds={"instrument": "softmax"})
+    res = head_metrics(
+        split,
+        {"instrument": probs},
+        {"instrument": probs},
+        np.arange(12),
+        {"instrument": ["bass", "drums", "piano"]},
+        thresholds={},
+        kinds={"instrument": "softmax"},
+    )
     assert res["instrument_accuracy"] == 0.75
     assert res["instrument_confusion"]["labels"] == ["bass", "drums", "piano"]
     assert selection_score(res, H.views(["instrument"], {"instrument": "softmax"})) == 0.75

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from tests.conftest import music_like
 
-pytestmark = pytest.mark.train
+pytestmark = [pytest.mark.train, pytest.mark.slow]
 torch = pytest.importorskip("torch", reason="the trainer tests need the train extra (torch)")
 pytest.importorskip("onnx", reason="the trainer tests need the train extra (onnx)")
 

@@ -98,6 +98,7 @@ def plan_augments(
         raise ParameterError(f"snr_range must be (low, high), got {snr_range}")
     if k_mix < 0:
         raise ParameterError(f"k_mix must be >= 0, got {k_mix}")
+
     def draw(rng: np.random.Generator, pool: Sequence[Clip], snr_lo: float, snr_hi: float) -> Augment:
         nc = pool[int(rng.integers(len(pool)))]
         snr = round(float(rng.uniform(snr_lo, snr_hi)), 2)

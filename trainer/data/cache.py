@@ -208,8 +208,10 @@ class FeatureCache:
             if out.is_file():
                 cached += 1
             elif out not in tasks:
-                tasks[out] = (clip.key, (str(clip.resolve(root)), noise, aug.snr_db, aug.noise_offset,
-                                         self.config, str(out)))
+                tasks[out] = (
+                    clip.key,
+                    (str(clip.resolve(root)), noise, aug.snr_db, aug.noise_offset, self.config, str(out)),
+                )
         total = len(seen)
         done = cached + len(failures)
         if progress is not None:
@@ -244,10 +246,17 @@ class FeatureCache:
                     except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool) fails its items
                         ok, reason = False, f"{type(exc).__name__}: {exc}"
                     finish(futures[fut], ok, reason)
-        stats = CacheStats(total=total, cached=cached, computed=computed, failed=len(failures),
-                           failures=tuple(failures))
-        _LOGGER.info("feature cache %s: %d entries, %d cached, %d computed, %d failed",
-                     self.dir, total, cached, computed, len(failures))
+        stats = CacheStats(
+            total=total, cached=cached, computed=computed, failed=len(failures), failures=tuple(failures)
+        )
+        _LOGGER.info(
+            "feature cache %s: %d entries, %d cached, %d computed, %d failed",
+            self.dir,
+            total,
+            cached,
+            computed,
+            len(failures),
+        )
         return stats
 
 

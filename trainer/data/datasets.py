@@ -35,8 +35,15 @@ SPLITS = ("train", "validation", "test")
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 
 EMOTIONS = (
-    "amazement", "solemnity", "tenderness", "nostalgia", "calmness",
-    "power", "joyful_activation", "tension", "sadness",
+    "amazement",
+    "solemnity",
+    "tenderness",
+    "nostalgia",
+    "calmness",
+    "power",
+    "joyful_activation",
+    "tension",
+    "sadness",
 )
 """The 9 GEMS emotions of Emotify, in its column order."""
 
@@ -198,11 +205,18 @@ def read_4q(root: str | os.PathLike[str]) -> list[Clip]:
         q = r["quadrant"].strip()
         if q not in QUADRANTS:
             raise MirtagError(f"{path}:{i}: quadrant must be one of {QUADRANTS}, got {q!r}")
-        clips.append(Clip(
-            file=r["file"].strip(), dataset="4q", group=normalise_artist(r["artist"]),
-            genres=_split_multi(r["allmusic_genres"]), quadrant=q, moods=_split_multi(r["moods"]),
-            music=True, stratum=q,
-        ))
+        clips.append(
+            Clip(
+                file=r["file"].strip(),
+                dataset="4q",
+                group=normalise_artist(r["artist"]),
+                genres=_split_multi(r["allmusic_genres"]),
+                quadrant=q,
+                moods=_split_multi(r["moods"]),
+                music=True,
+                stratum=q,
+            )
+        )
     return clips
 
 
@@ -224,10 +238,16 @@ def read_emotify(root: str | os.PathLike[str]) -> list[Clip]:
             emotions = tuple((e, float(r[f"frac_{e}"])) for e in EMOTIONS)
         except ValueError as exc:
             raise MirtagError(f"{path}:{i}: bad emotion fraction ({exc})") from None
-        clips.append(Clip(
-            file=r["file"].strip(), dataset="emotify", genres=(EMOTIFY_GENRES[g],), music=True,
-            emotions=emotions, stratum=g,
-        ))
+        clips.append(
+            Clip(
+                file=r["file"].strip(),
+                dataset="emotify",
+                genres=(EMOTIFY_GENRES[g],),
+                music=True,
+                emotions=emotions,
+                stratum=g,
+            )
+        )
     return clips
 
 
@@ -236,8 +256,14 @@ def read_esc50(root: str | os.PathLike[str]) -> list[Clip]:
     path = Path(root) / "esc50" / "esc50.csv"
     rows = read_csv_rows(path, ("file", "category"))
     return [
-        Clip(file=r["file"].strip(), dataset="esc50", group=r["category"].strip(), music=False,
-             category=r["category"].strip(), stratum=r["category"].strip())
+        Clip(
+            file=r["file"].strip(),
+            dataset="esc50",
+            group=r["category"].strip(),
+            music=False,
+            category=r["category"].strip(),
+            stratum=r["category"].strip(),
+        )
         for r in rows
     ]
 
@@ -301,12 +327,15 @@ def read_gtzan(folder: str | os.PathLike[str], lists_dir: str | os.PathLike[str]
         if split is None:
             excluded += 1
             continue
-        clips.append(Clip(file=str(p.resolve()), dataset="gtzan", genres=(genre,), music=True,
-                          stratum=genre, split=split))
+        clips.append(
+            Clip(file=str(p.resolve()), dataset="gtzan", genres=(genre,), music=True, stratum=genre, split=split)
+        )
     if excluded:
         _LOGGER.info("GTZAN %s: %d files not in the fault-filtered lists were excluded", genres_dir, excluded)
     if not clips:
-        raise MirtagError(f"{genres_dir}: no GTZAN files matching the lists (expected genres/<genre>/<genre>.000NN.wav)")
+        raise MirtagError(
+            f"{genres_dir}: no GTZAN files matching the lists (expected genres/<genre>/<genre>.000NN.wav)"
+        )
     return clips
 
 
@@ -368,13 +397,18 @@ def read_manifest(
         if split and split not in SPLITS:
             raise MirtagError(f"{csv_path}:{i}: split must be one of {SPLITS}, got {split!r}")
         genres = fields.get("genres", ())
-        clips.append(Clip(
-            file=file, dataset=dataset,
-            group=normalise_artist(r[group_column]) if group_column else "",
-            music=music, extra=tuple(sorted(extra)),
-            stratum=fields.get("quadrant") or (genres[0] if genres else "") or fields.get("category") or "",
-            split=split or None, **fields,
-        ))
+        clips.append(
+            Clip(
+                file=file,
+                dataset=dataset,
+                group=normalise_artist(r[group_column]) if group_column else "",
+                music=music,
+                extra=tuple(sorted(extra)),
+                stratum=fields.get("quadrant") or (genres[0] if genres else "") or fields.get("category") or "",
+                split=split or None,
+                **fields,
+            )
+        )
     return clips
 
 

@@ -72,7 +72,7 @@ def _by_category(clips: Sequence[Clip], rng: np.random.Generator) -> dict[str, s
     perm = [cats[i] for i in rng.permutation(len(cats))]
     n_held = max(1, int(round(0.1 * len(cats)))) if len(cats) >= 3 else 0
     where = {cat: "test" for cat in perm[:n_held]}
-    where.update({cat: "validation" for cat in perm[n_held: 2 * n_held]})
+    where.update({cat: "validation" for cat in perm[n_held : 2 * n_held]})
     return {c.key: where.get(c.category or c.group or c.key, "train") for c in clips}
 
 
@@ -146,7 +146,7 @@ def write_splits(mapping: Mapping[str, str], path: str | os.PathLike[str], *, da
     path = Path(path)
     dataset = dataset or path.stem
     prefix = f"{dataset}/"
-    rows = sorted((k[len(prefix):], s) for k, s in mapping.items() if k.startswith(prefix))
+    rows = sorted((k[len(prefix) :], s) for k, s in mapping.items() if k.startswith(prefix))
     bad = sorted({s for _, s in rows} - set(SPLITS))
     if bad:
         raise ParameterError(f"unknown split names {bad} (expected {SPLITS})")
