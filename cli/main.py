@@ -117,6 +117,7 @@ def scan(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
+    embeddings: Annotated[Optional[str], typer.Option("--embeddings", help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.")] = None,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
     import time
@@ -131,7 +132,10 @@ def scan(
         if out == "-" and fmt == "json":
             raise rows_mod.OutputError("--out - supports csv and jsonl")
         settings = ScanSettings(model=model, device=device, workers=workers, batch_size=batch_size, coverage=coverage,
-                                top_k=top_k, min_confidence=min_confidence, time_limit=time_limit)
+                                top_k=top_k, min_confidence=min_confidence, time_limit=time_limit,
+                                embeddings=embeddings is not None)
+        if embeddings is not None and out == "-" and embeddings == "auto":
+            raise rows_mod.OutputError("--embeddings auto names the file after --out; give a file name")
         part = Shard.parse(shard) if shard else None
         if out != "-":
             rows_mod.check_settings(Path(out), {"top_k": top_k, "min_confidence": min_confidence}, force)
@@ -153,6 +157,19 @@ def scan(
                 continue
             if rows_mod.row_key(row) == (os.fsencode(path), st.st_size, st.st_mtime_ns, card.sha256, coverage):
                 keep[path] = row  # the last row of a path wins: one row per file
+    emb = None
+    if embeddings is not None:
+        from mirtag.runtime import embeddings as emb_mod
+
+        try:
+            emb_file = emb_mod.sidecar_for(out) if embeddings == "auto" else Path(embeddings)
+            emb, have = emb_mod.open_for_scan(emb_file, emb_mod.embedding_dim(card), emb_mod.card_meta(card),
+                                              list(keep.values()))
+        except MirtagError:
+            scanner.close()
+            raise
+        # A kept track without its vector is analysed again (error rows have none to want).
+        keep = {p: r for p, r in keep.items() if r.get("status") != "ok" or rows_mod.row_key(r) in have}
     todo = [f for f in files if f not in keep]
     skipped = len(files) - len(todo)
     try:
@@ -177,7 +194,10 @@ def scan(
             progress.start()
             task = progress.add_task("scan", total=len(todo), last="")
         for row in scanner.run(todo):
+            vector = row.pop("embedding", None)
             writer.write(row)
+            if emb is not None and vector is not None:
+                emb.add(row, vector)
             counts[row["status"]] += 1
             audio_s += row["duration_s"] or 0.0
             if row["status"] == "error":
@@ -193,6 +213,8 @@ def scan(
             progress.stop()
         scanner.close()
         writer.close(complete=complete)
+        if emb is not None:
+            emb.close()
     wall = time.monotonic() - t0
     if not quiet:
         xrt = f", {audio_s / wall:,.0f}x real time" if wall > 0 and audio_s else ""

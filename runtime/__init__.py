@@ -20,11 +20,13 @@ from .errors import (
     ParameterError,
     UnsupportedFormatError,
 )
+from .embeddings import Embeddings
 from .frontend import Features, Frontend
 from .tagger import TagResult, Tagger, warmup
 
 __all__ = [
     "AudioError",
+    "Embeddings",
     "DecodeError",
     "Features",
     "Frontend",

@@ -69,6 +69,9 @@ class ScanSettings:
     """Seconds one file may take before its worker is killed."""
     threads: int | None = None
     """onnxruntime intra-op threads in the parent (None: 1, so the workers keep the other cores)."""
+    embeddings: bool = False
+    """Put each track's mean embedding (np.ndarray float32 [D]) into its row as ``embedding`` (not serialisable:
+    pop it before writing the row; see :mod:`mirtag.runtime.embeddings`)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.batch_size < 1:
@@ -417,6 +420,8 @@ class Scanner:
                 warnings.append("not music")
         row["heads"] = heads
         row["warning"] = "; ".join(warnings) or None
+        if s.embeddings and result.embedding is not None:
+            row["embedding"] = result.embedding
         return row
 
 
