@@ -10,6 +10,7 @@ or rich). The entry point is :class:`Tagger`::
 """
 
 from .card import FrontendConfig, Head, ModelCard, load_card, resolve_model
+from .embeddings import Embeddings
 from .errors import (
     AudioError,
     DecodeError,
@@ -20,14 +21,13 @@ from .errors import (
     ParameterError,
     UnsupportedFormatError,
 )
-from .embeddings import Embeddings
 from .frontend import Features, Frontend
 from .tagger import TagResult, Tagger, warmup
 
 __all__ = [
     "AudioError",
-    "Embeddings",
     "DecodeError",
+    "Embeddings",
     "Features",
     "Frontend",
     "FrontendConfig",

@@ -180,8 +180,8 @@ class Embeddings:
         self._load()
         if writable:
             self._truncate_to_complete()
-            self._vec_fh = open(path, "ab")
-            self._key_fh = open(keys_path(path), "ab")
+            self._vec_fh = open(path, "ab")  # noqa: SIM115 - held until close()
+            self._key_fh = open(keys_path(path), "ab")  # noqa: SIM115
         return self
 
     def _load(self) -> None:
@@ -254,7 +254,7 @@ class Embeddings:
             raise IndexError(i)
         return json.loads(self._mm_keys[int(self._offsets[i]) : int(self._offsets[i + 1])])
 
-    def keys(self) -> Iterable[dict[str, Any]]:
+    def key_records(self) -> Iterable[dict[str, Any]]:
         """Every key record, in file order."""
         for i in range(self._n):
             yield self.key(i)
@@ -273,7 +273,7 @@ class Embeddings:
 
     def row_keys(self) -> dict[tuple, int]:
         """``rows.row_key`` of each stored vector -> its (last) index."""
-        return {row_key(k): i for i, k in enumerate(self.keys())}
+        return {row_key(k): i for i, k in enumerate(self.key_records())}
 
     def nearest(self, query: np.ndarray, n: int = 20, exclude: Iterable[int] = (), block: int = _BLOCK) -> list[Hit]:
         """The ``n`` vectors most cosine-similar to ``query`` (exact, blocked over the memory map).
@@ -297,7 +297,7 @@ class Embeddings:
         if q.shape[1] != self.dim:
             raise EmbeddingsError(f"{self.path}: query has {q.shape[1]} dimensions, the file {self.dim}")
         q = _unit(_unit(q).mean(axis=0))
-        excluded = np.fromiter(set(int(i) for i in exclude), dtype=np.int64)
+        excluded = np.fromiter({int(i) for i in exclude}, dtype=np.int64)
         want = n + len(excluded)
         best_idx = np.zeros(0, np.int64)
         best_score = np.zeros(0, np.float32)

@@ -32,7 +32,7 @@ def test_each_ok_row_has_one_vector_with_its_row_key(scanned):
     emb = Embeddings.open(emb_file)
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 6 and len(rows) == 7
-    assert sorted(row_key(r) for r in ok) == sorted(row_key(k) for k in emb.keys())
+    assert sorted(row_key(r) for r in ok) == sorted(row_key(k) for k in emb.key_records())
     assert emb.dim == 2 and emb.meta["model"].startswith("tiny")
     assert np.allclose(np.linalg.norm(emb.vectors.astype(np.float32), axis=1), 1.0, atol=1e-3)
     assert all("embedding" not in r for r in rows)
@@ -58,7 +58,7 @@ def test_resume_analyses_only_what_changed_and_keeps_one_vector_per_file(tmp_pat
     emb = Embeddings.open(emb_file)
     assert len(emb) == 4
     rows = {r["path"]: r for r in rows_of(out)}
-    assert {row_key(k) for k in emb.keys()} == {row_key(r) for r in rows.values() if r["status"] == "ok"}
+    assert {row_key(k) for k in emb.key_records()} == {row_key(r) for r in rows.values() if r["status"] == "ok"}
     assert emb.find(str(files[0])) is not None
 
 
