@@ -194,14 +194,16 @@ class Embeddings:
             with open(kp, "rb") as fh:
                 self._mm_keys = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         if self._mm_keys is None or self._mm_keys[: len(first)] != first:
-            raise EmbeddingsError(f"{kp}: does not belong to {self.path.name} (a rewrite was interrupted?); "
-                                  "rescan with --force")
+            raise EmbeddingsError(
+                f"{kp}: does not belong to {self.path.name} (a rewrite was interrupted?); rescan with --force"
+            )
         self._offsets = _line_offsets(self._mm_keys)[1:]
         self._n = int(min(n_vec, len(self._offsets) - 1))
         self._index = None
         if n_vec:
-            self._mm_vec = np.memmap(self.path, dtype=np.float16, mode="r", offset=HEADER_BYTES,
-                                     shape=(n_vec, self.dim))
+            self._mm_vec = np.memmap(
+                self.path, dtype=np.float16, mode="r", offset=HEADER_BYTES, shape=(n_vec, self.dim)
+            )
 
     def _truncate_to_complete(self) -> None:
         n = self._n
@@ -350,8 +352,9 @@ class Embeddings:
         self._load()
 
 
-def open_for_scan(path: str | os.PathLike[str], dim: int, meta: dict[str, Any],
-                  keep: Sequence[dict[str, Any]]) -> tuple[Embeddings, set[tuple]]:
+def open_for_scan(
+    path: str | os.PathLike[str], dim: int, meta: dict[str, Any], keep: Sequence[dict[str, Any]]
+) -> tuple[Embeddings, set[tuple]]:
     """Open (or start) a scan's embeddings file so it holds exactly the vectors of ``keep``.
 
     Vectors whose row key is not among the kept rows (the file changed, another

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from mirtag.cli.main import app
 from mirtag.runtime.embeddings import Embeddings, sidecar_for
 from mirtag.runtime.rows import row_key
-from tests.conftest import music_like
+from tests.synth import music_like
 from tests.library.conftest import TINY, make_library
 
 
@@ -20,8 +20,9 @@ def rows_of(path):
 
 
 def scan(root, out, *extra):
-    result = CliRunner().invoke(app, ["scan", str(root), "--out", str(out), "--model", TINY, "--device", "cpu",
-                                      "--workers", "1", *extra])
+    result = CliRunner().invoke(
+        app, ["scan", str(root), "--out", str(out), "--model", TINY, "--device", "cpu", "--workers", "1", *extra]
+    )
     assert result.exit_code == 0, result.output
     return result
 

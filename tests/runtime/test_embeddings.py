@@ -10,8 +10,14 @@ from mirtag.runtime.rows import row_key
 
 
 def key(i: int, **extra) -> dict:
-    return {"path": f"/music/{i:05d}.flac", "size": 1000 + i, "mtime_ns": 7 * i, "model_sha256": "abc",
-            "coverage": "full", **extra}
+    return {
+        "path": f"/music/{i:05d}.flac",
+        "size": 1000 + i,
+        "mtime_ns": 7 * i,
+        "model_sha256": "abc",
+        "coverage": "full",
+        **extra,
+    }
 
 
 def filled(path, vectors) -> Embeddings:
