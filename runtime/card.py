@@ -116,7 +116,13 @@ class Head:
     labels: tuple[str, ...]
     descriptions: dict[str, str] | None = None
     thresholds: dict[str, float] | None = None
-    """Per-label decision thresholds tuned on validation (default of ``--min-confidence``)."""
+    """Per-label decision thresholds tuned on validation (default of ``--min-confidence``), on the
+    calibrated probabilities."""
+    temperature: float | None = None
+    """Calibration fitted on validation: the runtime divides the logits of the track's mean
+    probabilities by it (sigmoid: per label; softmax: ``p ** (1 / T)`` renormalised). None = 1."""
+    max_labels: int | None = None
+    """Most labels a track's ``top`` list may hold (``--top-k`` overrides); None = no cap."""
 
     def __post_init__(self) -> None:
         if not HEAD_NAME_RE.match(self.name) or self.name == EMBEDDING_NAME:
@@ -131,6 +137,10 @@ class Head:
                 raise ModelLoadError(f"head {self.name!r}: {what} name unknown labels {extra}")
         if self.thresholds and not all(0.0 <= v <= 1.0 for v in self.thresholds.values()):
             raise ModelLoadError(f"head {self.name!r}: thresholds must lie in [0, 1]")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise ModelLoadError(f"head {self.name!r}: temperature must be a number > 0, got {self.temperature!r}")
+        if self.max_labels is not None and not (isinstance(self.max_labels, int) and self.max_labels >= 1):
+            raise ModelLoadError(f"head {self.name!r}: max_labels must be an integer >= 1, got {self.max_labels!r}")
 
     def threshold(self, label: str, default: float = 0.5) -> float:
         """The decision threshold of ``label`` (``default`` if the card gives none)."""
@@ -280,6 +290,8 @@ class ModelCard:
                     labels=tuple(h["labels"]),
                     descriptions=h.get("descriptions"),
                     thresholds=h.get("thresholds"),
+                    temperature=h.get("temperature"),
+                    max_labels=h.get("max_labels"),
                 )
                 for h in data.get("heads", [])
             )

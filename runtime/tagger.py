@@ -1,8 +1,10 @@
 """Tagger: a file or an array -> per-head label probabilities.
 
 A track's probabilities are the mean over its windows (silent windows are left
-out unless every window is silent); softmax heads also get the majority vote of
-their windows (ties go to the label with the higher mean probability).
+out unless every window is silent), calibrated with each head's temperature;
+softmax heads also get the majority vote of their windows (ties go to the label
+with the higher mean probability). Which labels a track is tagged with follows
+:mod:`mirtag.runtime.decisions`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio
+from . import audio, decisions
 from .card import ModelCard, load_card, resolve_model
 from .errors import ModelLoadError
 from .frontend import Features, Frontend
@@ -33,7 +35,8 @@ class TagResult:
     Attributes
     ----------
     heads : dict[str, dict[str, float]]
-        Head name -> label -> probability (mean over the windows), in card order.
+        Head name -> label -> probability (mean over the windows, calibrated with the
+        head's temperature), in card order.
     votes : dict[str, str | None]
         Softmax heads: the label most windows chose; sigmoid heads: None.
     duration_s : float
@@ -53,24 +56,21 @@ class TagResult:
     warnings: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None
 
-    def top(self, head: str, card: ModelCard, k: int | None = None, min_confidence: float | None = None) -> list[str]:
-        """Labels of ``head`` at or above their threshold, best first, at least one.
+    def is_music(self, card: ModelCard) -> bool:
+        """Whether the track counts as music (not silent; above the card's music threshold, if it has one)."""
+        return decisions.is_music(self.heads, card, silent=WARN_SILENT in self.warnings)
 
-        The threshold is ``min_confidence`` when given, else the card's per-label
-        threshold (0.5 for a sigmoid label without one; for softmax heads the
-        default keeps only the best label).
+    def top(self, head: str, card: ModelCard, k: int | None = None, min_confidence: float | None = None) -> list[str]:
+        """The labels of ``head`` the track is tagged with, best first; may be empty.
+
+        See :mod:`mirtag.runtime.decisions`: calibrated probabilities at or above
+        their threshold (``min_confidence`` when given, else the card's), at
+        most ``k`` (else the head's ``max_labels``); a softmax head names its best
+        label only; a track that is not music gets no label from any head.
         """
-        probs = self.heads[head]
-        spec = card.head(head)
-        ranked = sorted(probs, key=lambda lab: (-probs[lab], spec.labels.index(lab)))
-        if min_confidence is not None:
-            keep = [lab for lab in ranked if probs[lab] >= min_confidence]
-        elif spec.kind == "softmax" and not spec.thresholds:
-            keep = ranked[:1]
-        else:
-            keep = [lab for lab in ranked if probs[lab] >= spec.threshold(lab)]
-        keep = keep or ranked[:1]
-        return keep[:k] if k else keep
+        if not self.is_music(card):
+            return []
+        return decisions.decide(self.heads[head], card.head(head), k, min_confidence)
 
 
 class WindowAccumulator:
@@ -101,7 +101,7 @@ class WindowAccumulator:
         sums, votes, n = (self.sum_loud, self.votes_loud, self.n_loud) if use_loud else (self.sum_all, self.votes, self.n)
         heads, winners = {}, {}
         for head in self.card.heads:
-            mean = sums[head.name] / n
+            mean = decisions.calibrate(sums[head.name] / n, head.kind, head.temperature)
             heads[head.name] = {lab: float(p) for lab, p in zip(head.labels, mean)}
             if head.kind == "softmax":
                 counts = votes[head.name]

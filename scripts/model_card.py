@@ -88,8 +88,8 @@ def main() -> None:
         "- `embedding`: 256 pooled CNN features per window (mean over the track in the Tagger), for similarity search.",
         "",
         "Quadrants: Q1 happy/excited, Q2 angry/tense, Q3 sad/depressed, Q4 calm/relaxed (valence/arousal plane).",
-        "Per-label decision thresholds were tuned on the validation split (best F1) and are in the card; they are",
-        "`mirtag scan`'s default for `--min-confidence`.",
+        "Decisions (the `top` lists) follow calibrated probabilities, one precision-weighted threshold per head and",
+        "a per-head cap, all fitted on validation; see 'Decisions and calibration' below.",
         "",
         "## Architecture and size",
         "",
@@ -197,7 +197,15 @@ def main() -> None:
         if args.map_targets and args.map_targets.is_file():
             lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
                       args.map_targets.read_text().strip()]
-    args.out.write_text("\n".join(lines) + "\n")
+    # the decisions section is written by scripts/tune_decisions.py: keep it across regenerations
+    old = args.out.read_text() if args.out.is_file() else ""
+    begin, end = "<!-- decisions:begin -->", "<!-- decisions:end -->"
+    text = "\n".join(lines) + "\n"
+    if begin in old and end in old and begin not in text:
+        block = old[old.index(begin): old.index(end) + len(end)]
+        anchor = "## Ablations"
+        text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
+    args.out.write_text(text)
     print(args.out)
 
 

@@ -29,12 +29,14 @@ from typing import Any, Callable
 import numpy as np
 
 from mirtag.runtime.card import FrontendConfig, Head
+from mirtag.runtime.decisions import calibrate
 from mirtag.runtime.errors import MirtagError, ParameterError
 from mirtag.runtime.frontend import cut_windows, window_starts
 
 from . import data as D
 from . import metrics as M
 from . import require_torch
+from .calibrate import fit_decisions
 from .evaluate import head_metrics, selection_score, write_confusions
 from .heads import head_kinds, manifest_head_kinds, spec_for, views
 
@@ -573,8 +575,16 @@ def _select_and_report(model, cfg: TrainConfig, splits: dict[str, Split], taxono
     model.to("cpu")  # evaluation, thresholds and export run on the CPU, as the runtime does
     val, test = splits["validation"], splits["test"]
     vp, vwp, vo = track_probs(val, cfg, model, kinds)
-    thresholds = {h: M.tune_thresholds(val.targets[h], vp[h], val.masks[h]).tolist()
-                  for h in taxonomy if kinds[h] == "sigmoid"}
+    # temperature, one precision-weighted threshold per sigmoid head, caps (the card's decisions)
+    decided = fit_decisions({h: Head(h, kinds[h], tuple(labels)) for h, labels in taxonomy.items()},
+                            val.targets, vp, val.masks)
+    (out / "decisions.json").write_text(json.dumps(
+        {h: {"temperature": d.temperature, "thresholds": d.thresholds, "max_labels": d.max_labels}
+         for h, d in decided.items()}, indent=1))
+    # the same decisions on uncalibrated probabilities (temperature scaling is monotonic per label), for the report
+    thresholds = {h: calibrate(np.asarray([d.threshold(lab) for lab in d.labels]), "sigmoid",
+                               1.0 / d.temperature).round(4).tolist()
+                  for h, d in decided.items() if kinds[h] == "sigmoid"}
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
 
     say("evaluating on test (bootstrap 95 % intervals)")
@@ -621,14 +631,18 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         return out
     say("exporting to ONNX")
     export_run(cfg, run.model, taxonomy, thresholds, splits["test"], report["test"], best_epoch=int(ck["epoch"]),
-               validation_score=float(ck["score"]), out_dir=out / "export")
+               validation_score=float(ck["score"]), out_dir=out / "export",
+               decisions=json.loads((out / "decisions.json").read_text()))
     return out
 
 
 def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], thresholds: dict[str, list[float]], test: Split,
-               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path):
+               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path,
+               decisions: dict[str, dict] | None = None):
     """Export a trained classifier (on the CPU) into ``out_dir`` with its card: labels, validation thresholds,
     frontend, and provenance (commit, config, best epoch, validation score, test report, datasets).
+    ``decisions`` (a run's ``decisions.json``) gives each head's temperature, calibrated thresholds and
+    cap; without it the card gets ``thresholds`` as they are.
 
     Returns the :class:`~mirtag.runtime.card.ModelCard` as written.
     """
@@ -638,7 +652,11 @@ def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], threshol
     heads = []
     for h, labels in taxonomy.items():
         thr = {lab: round(float(v), 3) for lab, v in zip(labels, thresholds[h])} if h in thresholds else None
-        heads.append(Head(h, kinds[h], tuple(labels), descriptions=spec_for(h).descriptions, thresholds=thr))
+        d = (decisions or {}).get(h, {})
+        if d.get("thresholds"):
+            thr = {lab: round(float(v), 3) for lab, v in d["thresholds"].items()}
+        heads.append(Head(h, kinds[h], tuple(labels), descriptions=spec_for(h).descriptions, thresholds=thr,
+                          temperature=d.get("temperature"), max_labels=d.get("max_labels")))
     x_parity = standard_windows(test, cfg)[0][:8] if test.clips else None
     return export_classifier(
         model, out_dir=out_dir, name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,

@@ -58,17 +58,22 @@ def test_tag_file_agrees_with_tag_array(tagger, tmp_path, fmt, subtype, ext):
         )
 
 
-def test_top_uses_card_thresholds_and_keeps_at_least_one(tagger):
+def test_top_uses_card_thresholds_best_first_and_may_be_empty(tagger):
     result = tagger.tag_array(music_like(22050, 8.0), 22050)
     probs = result.heads["genre"]
     top = result.top("genre", tagger.card)
-    assert top, "at least one label"
     assert top == sorted(top, key=lambda lab: -probs[lab])
     thresholds = tagger.card.head("genre").thresholds
-    assert all(probs[lab] >= thresholds[lab] for lab in top) or len(top) == 1
-    assert result.top("genre", tagger.card, min_confidence=1.01) == [max(probs, key=probs.get)]
+    assert all(probs[lab] >= thresholds[lab] for lab in top)
+    assert result.top("genre", tagger.card, min_confidence=1.01) == [], "nothing passes: nothing is said"
     assert len(result.top("genre", tagger.card, min_confidence=0.0, k=2)) == 2
     assert result.top("quadrant", tagger.card) == [max(result.heads["quadrant"], key=result.heads["quadrant"].get)]
+
+
+def test_silence_gets_no_decisions(tagger):
+    silent = tagger.tag_array(np.zeros(22050 * 5, np.float32), 22050)
+    assert not silent.is_music(tagger.card)
+    assert all(silent.top(h.name, tagger.card, min_confidence=0.0) == [] for h in tagger.card.heads)
 
 
 def test_silence_and_short_clips_get_warnings(tagger):

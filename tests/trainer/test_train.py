@@ -86,6 +86,12 @@ def test_train_export_and_tag_end_to_end(data_root, tmp_path):
     assert [h.name for h in card.heads] == ["genre", "quadrant", "moods", "music", "emotions"]
     assert card.head("quadrant").kind == "softmax" and card.head("quadrant").descriptions["Q3"] == "sad/depressed"
     assert set(card.head("genre").thresholds) == set(card.head("genre").labels)
+    # decisions fitted on validation: a temperature per head, one threshold per sigmoid head, caps
+    assert all(h.temperature and h.temperature > 0 for h in card.heads)
+    assert len(set(card.head("moods").thresholds.values())) == 1
+    assert (card.head("genre").max_labels, card.head("moods").max_labels, card.head("quadrant").max_labels) == (2, 3, None)
+    decisions = json.loads((run / "decisions.json").read_text())
+    assert decisions["genre"]["temperature"] == card.head("genre").temperature
     assert card.provenance["export"]["parity_max_abs_diff"] <= 1e-3
     assert card.provenance["state_dict"]["sha256"]
     report = json.loads((run / "report.json").read_text())
