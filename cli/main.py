@@ -16,7 +16,9 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
+from mirtag.cli.options import DEVICE_HELP, check_device
 from mirtag.runtime.errors import MirtagError
 
 app = typer.Typer(
@@ -93,7 +95,7 @@ def info() -> None:
     except MirtagError as exc:
         rows.append(("model", str(exc)))
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(Text(k), Text(v))  # plain text: rich markup would eat "[cpu]" and any path with brackets
     out.print(table)
 
 
@@ -103,7 +105,7 @@ def scan(
     out: Annotated[str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with --out -).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP, callback=check_device)] = "auto",
     workers: Annotated[int, typer.Option(min=1, help="Decoder/frontend worker processes.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = 64,
     top_k: Annotated[Optional[int], typer.Option(min=1, help="At most K labels in each head's top list.")] = None,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from mirtag.cli.options import DEVICE_HELP, check_device
 from mirtag.runtime.errors import MirtagError, ParameterError
 
 _LOGGER = logging.getLogger("mirtag")
@@ -28,7 +29,7 @@ DimsOpt = Annotated[tuple[int, int], typer.Option("--dims", help="The two code d
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise vector that fixes every other dim of z.")]
 GenOpt = Annotated[Optional[Path], typer.Option("--generator", help="Generator .onnx/.onnx.json or folder (default: the shipped one).")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Classifier .onnx/.onnx.json or folder (default: the generator folder's).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, auto, cuda or cuda:N.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP, callback=check_device)]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Also write the numbers as JSON here.")]
 
 

@@ -65,7 +65,7 @@ AV_EXTENSIONS: frozenset[str] = frozenset({".m4a", ".aac", ".alac", ".wma", ".mp
 #: Every extension mirtag treats as audio (a library walk picks these up).
 AUDIO_EXTENSIONS: frozenset[str] = _SF_EXTENSIONS | AV_EXTENSIONS
 
-_INSTALL_AV = 'install the optional decoder: pip install "mirtag[av]"'
+_INSTALL_AV = "install the optional decoder: pip install av  (the av extra of mirtag)"
 
 # Whatever soundfile raises on a bad file: LibsndfileError (a SoundFileError
 # and a RuntimeError), OSError from the system, ValueError from its own checks.

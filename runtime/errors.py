@@ -48,7 +48,7 @@ class DecodeError(AudioError):
 
 
 class UnsupportedFormatError(AudioError):
-    """The format needs an optional decoder (``pip install "mirtag[av]"``)."""
+    """The format needs an optional decoder (``pip install av``, the ``av`` extra)."""
 
 
 class InvalidAudioError(AudioError):

@@ -27,7 +27,10 @@ from .errors import MissingDependencyError, ModelLoadError, ParameterError
 
 _LOGGER = logging.getLogger(__name__)
 
-INSTALL_HINT = 'pip install "mirtag[cpu]"  (or "mirtag[gpu]" for NVIDIA GPUs)'
+INSTALL_HINT = "pip install onnxruntime  (or onnxruntime-gpu for NVIDIA GPUs; never both)"
+"""How to get an onnxruntime (the ``cpu`` / ``gpu`` extras of mirtag install exactly these)."""
+GPU_SWITCH_HINT = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+"""How to go from the CPU onnxruntime (or both, which leaves only the CPU provider) to the CUDA one."""
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 _STDERR_LOCK = threading.Lock()
 
@@ -162,12 +165,22 @@ def create_session(onnx_path, device: str | None = "auto", threads: int | None =
 
 
 def _cuda_unusable_reason(ort) -> str:
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        if len(installed_runtimes()) > 1:
-            return "both onnxruntime and onnxruntime-gpu are installed; pip uninstall onnxruntime onnxruntime-gpu, then pip install \"mirtag[gpu]\""
-        return 'this onnxruntime has no CUDA provider (pip install "mirtag[gpu]")'
+    """What CUDA lacks here, with the fix ("" when driver, device and provider are all there).
+
+    The machine is checked before the Python packages: without an NVIDIA driver
+    or device, no onnxruntime build helps, and the fix is the CPU.
+    """
     n, why = cuda_driver_devices()
-    return why if n == 0 else ""
+    if n == 0:
+        return f"{why}: this machine cannot run CUDA; use --device cpu (or auto)"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        runtimes = installed_runtimes()
+        if len(runtimes) > 1:
+            return f"both onnxruntime and onnxruntime-gpu are installed, which leaves only the CPU provider: {GPU_SWITCH_HINT}"
+        if "onnxruntime-gpu" in runtimes:
+            return "onnxruntime-gpu has no usable CUDA provider (CUDA 12 and cuDNN 9 libraries missing?)"
+        return f"the installed onnxruntime is the CPU build (no CUDA provider): {GPU_SWITCH_HINT}"
+    return ""
 
 
 def _first_line(text: str) -> str:

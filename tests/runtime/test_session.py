@@ -61,8 +61,22 @@ def test_auto_falls_back_to_cpu_and_says_why():
 def test_cuda_without_cuda_is_a_clear_error():
     if session.cuda_driver_devices()[0]:
         pytest.skip("this machine has a CUDA device")
-    with pytest.raises(ModelLoadError, match="CUDA was requested but is not usable"):
+    with pytest.raises(ModelLoadError, match="CUDA was requested but is not usable") as info:
         Session(load_card(TINY), device="cuda")
+    # The machine lacks CUDA: no package helps, and mirtag[gpu] beside mirtag[cpu] would break CUDA anyway.
+    assert "this machine cannot run CUDA; use --device cpu" in str(info.value)
+    assert "mirtag[gpu]" not in str(info.value)
+
+
+def test_cuda_with_a_driver_but_the_cpu_onnxruntime_says_how_to_switch(monkeypatch):
+    # This machine has no GPU: pretend the driver answers, to reach the provider check with the real onnxruntime.
+    monkeypatch.setattr(session, "cuda_driver_devices", lambda: (1, ""))
+    ort = session.import_onnxruntime()
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(ModelLoadError, match="CPU build") as info:
+        Session(load_card(TINY), device="cuda")
+    assert "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu" in str(info.value)
 
 
 def test_graph_that_disagrees_with_its_card_is_refused(tmp_path):
@@ -77,7 +91,7 @@ def test_graph_that_disagrees_with_its_card_is_refused(tmp_path):
 
 def test_missing_onnxruntime_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(MissingDependencyError, match=r'pip install "mirtag\[cpu\]"'):
+    with pytest.raises(MissingDependencyError, match=r"pip install onnxruntime  \(or onnxruntime-gpu"):
         session.import_onnxruntime()
 
 
