@@ -51,8 +51,10 @@ def test_info_without_onnxruntime_prints_the_install_command_and_paths_verbatim(
 
 
 def test_a_device_that_is_not_one_is_a_usage_error_before_any_work(tmp_path):
-    for argv in (["scan", str(tmp_path), "--out", str(tmp_path / "t.csv"), "--device", "gpu"],
-                 ["map", "grid", "--out", str(tmp_path / "g.png"), "--device", "gpu"]):
+    for argv in (
+        ["scan", str(tmp_path), "--out", str(tmp_path / "t.csv"), "--device", "gpu"],
+        ["map", "grid", "--out", str(tmp_path / "g.png"), "--device", "gpu"],
+    ):
         result = runner.invoke(app, argv)
         assert result.exit_code == 2, result.output
         assert "'gpu' is not auto, cpu, cuda or cuda:N (a GPU is 'cuda')" in _text(result.output)
