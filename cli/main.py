@@ -120,6 +120,9 @@ def scan(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
     embeddings: Annotated[Optional[str], typer.Option("--embeddings", help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.")] = None,
+    engine: Annotated[str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "mirtag[ray]").')] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: auto or HOST:PORT of a running cluster (default: a local Ray with --workers CPUs).")] = None,
+    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="--engine ray: GPUs per inference actor (0: CPU actors).")] = 0.0,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
     import time
@@ -139,6 +142,10 @@ def scan(
         if embeddings is not None and out == "-" and embeddings == "auto":
             raise rows_mod.OutputError("--embeddings auto names the file after --out; give a file name")
         part = Shard.parse(shard) if shard else None
+        if engine not in ("local", "ray"):
+            raise MirtagError(f"--engine must be local or ray, got {engine!r}")
+        if engine == "local" and (ray_address or gpus_per_actor):
+            raise MirtagError("--ray-address and --gpus-per-actor need --engine ray")
         if out != "-":
             rows_mod.check_settings(Path(out), {"top_k": top_k, "min_confidence": min_confidence}, force)
     except MirtagError as exc:
@@ -147,7 +154,12 @@ def scan(
     t0 = time.monotonic()
     files = list(iter_audio_files(paths, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks))
     files = shard_files(files, paths, part)
-    scanner = Scanner(settings)  # a model that cannot load is fatal (exit 1 via main)
+    if engine == "ray":  # a drop-in Scanner: same rows, writer and resume
+        from mirtag.runtime.rayscan import RayScanner, RaySettings
+
+        scanner = RayScanner(settings, RaySettings(address=ray_address, gpus_per_actor=gpus_per_actor))
+    else:
+        scanner = Scanner(settings)  # a model that cannot load is fatal (exit 1 via main)
     card = scanner.card
     keep: dict[str, dict] = {}
     if out != "-" and not force:

@@ -1,0 +1,137 @@
+"""The Ray engine on a local Ray cluster that the test starts: the local engine's rows, and its faults.
+
+One cluster for the module (2 CPUs, no dashboard, a small object store). The decode test hook kills a Ray
+worker process once, mid-file; the driver test SIGKILLs a ``mirtag scan --engine ray`` and re-runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirtag.runtime.errors import MirtagError
+from mirtag.runtime.scan import Scanner, ScanSettings
+from mirtag.runtime.walk import iter_audio_files
+from tests.cli.test_scan import TINY, build_library, by_name, read_jsonl
+from tests.conftest import music_like
+
+ray = pytest.importorskip("ray", reason='the Ray engine tests need the ray extra: pip install -e ".[ray]"')
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from mirtag.runtime import rayscan
+
+    markers = tmp_path_factory.mktemp("killed")
+    # The Ray workers inherit the driver's environment when the cluster starts: the hooks must be set first.
+    os.environ[rayscan.RAY_KILL_HOOK_ENV] = "killme"
+    os.environ[rayscan.RAY_KILL_MARKERS_ENV] = str(markers)
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address, markers
+    finally:
+        ray.shutdown()
+        os.environ.pop(rayscan.RAY_KILL_HOOK_ENV, None)
+        os.environ.pop(rayscan.RAY_KILL_MARKERS_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raylib")
+    expect = build_library(root, n_good=4)
+    sf.write(root / "killme.flac", music_like(44100, 12.0, seed=5, channels=2), 44100, format="FLAC")
+    expect["killme.flac"] = "ok"
+    return root, expect
+
+
+def test_ray_engine_gives_the_local_engines_rows_even_when_a_ray_worker_dies_mid_file(cluster, library):
+    from mirtag.runtime.rayscan import RayScanner, RaySettings
+
+    _, markers = cluster
+    root, expect = library
+    files = list(iter_audio_files([root]))
+    settings = ScanSettings(model=TINY, device="cpu", workers=2, time_limit=60)
+    with Scanner(settings) as local_engine:
+        local = by_name(local_engine.run(files))
+    with RayScanner(settings, RaySettings()) as engine:
+        rows = list(engine.run(files))
+    assert "Ray (2 CPUs" in engine.provider
+    got = by_name(rows)
+    assert len(rows) == len(got) == len(expect), "exactly one row per file"
+    assert (markers / "killme.flac.killed").exists(), "a Ray worker really was killed mid-file"
+    worst = 0.0
+    for name, want in local.items():
+        row = got[name]
+        assert row["status"] == want["status"], (name, row["error"], want["error"])
+        for key in ("error", "warning", "n_windows", "duration_s", "size", "mtime_ns", "model_sha256", "path_b64"):
+            assert row[key] == want[key], (name, key)
+        if want["status"] == "ok":
+            for head, info in want["heads"].items():
+                assert row["heads"][head]["vote"] == info["vote"] and row["heads"][head]["top"] == info["top"]
+                for label, p in info["probs"].items():
+                    worst = max(worst, abs(row["heads"][head]["probs"][label] - p))
+    assert worst <= 1e-5
+    assert got["killme.flac"]["status"] == "ok", "the killed task was retried: nothing lost"
+
+
+def test_ray_engine_refuses_more_gpus_than_the_cluster_has(cluster, library):
+    from mirtag.runtime.rayscan import RayScanner, RaySettings
+
+    root, _ = library
+    with RayScanner(ScanSettings(model=TINY), RaySettings(gpus_per_actor=1)) as engine:
+        with pytest.raises(MirtagError, match="the Ray cluster has 0 GPUs"):
+            list(engine.run(list(iter_audio_files([root]))[:1]))
+
+
+def test_driver_killed_with_sigkill_resumes_to_exactly_one_row_per_file(cluster, tmp_path):
+    address, _ = cluster
+    root = tmp_path / "lib"
+    root.mkdir()
+    clip = music_like(22050, 20.0)
+    for i in range(16):
+        sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
+    out = tmp_path / "tags.jsonl"
+    cmd = [sys.executable, "-m", "mirtag.cli.main", "scan", str(root), "--out", str(out), "--model", TINY, "-q",
+           "--engine", "ray", "--ray-address", address, "--batch-size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = out.read_text().count("\n")
+    assert 2 <= partial < 16, "killed mid-scan"
+    again = subprocess.run(cmd[:-1] + ["8"], capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "", "stdout carries data only"
+    rows = read_jsonl(out)
+    assert sorted(os.path.basename(r["path"]) for r in rows) == [f"t{i:02d}.wav" for i in range(16)]
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_the_runtime_never_imports_ray():
+    code = ("import sys, mirtag.runtime, mirtag.runtime.scan, mirtag.runtime.rayscan, mirtag.runtime.merge;"
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))))")
+    out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_cli_ray_options_need_the_ray_engine(tmp_path):
+    from typer.testing import CliRunner
+
+    from mirtag.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "x.jsonl"), "--gpus-per-actor", "1"])
+    assert res.exit_code == 2 and "need --engine ray" in res.output
+    res = runner.invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "x.jsonl"), "--engine", "spark"])
+    assert res.exit_code == 2 and "--engine must be local or ray" in res.output
