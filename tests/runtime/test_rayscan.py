@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+import ray  # the ray extra is part of the test install (scripts/test): these tests must run, not skip
 import soundfile as sf
 
 from mirtag.runtime.errors import MirtagError
@@ -23,7 +24,6 @@ from mirtag.runtime.walk import iter_audio_files
 from tests.cli.test_scan import TINY, build_library, by_name, read_jsonl
 from tests.conftest import music_like
 
-ray = pytest.importorskip("ray", reason='the Ray engine tests need the ray extra: pip install -e ".[ray]"')
 pytestmark = pytest.mark.slow
 
 
