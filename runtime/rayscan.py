@@ -115,8 +115,9 @@ class _DecodeWorker:
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         with self._child_env():
-            self.proc = self._ctx.Process(target=_worker_main, args=(child, *self._args), daemon=True,
-                                          name="mirtag-ray-decoder")
+            self.proc = self._ctx.Process(
+                target=_worker_main, args=(child, *self._args), daemon=True, name="mirtag-ray-decoder"
+            )
             self.proc.start()
         child.close()
         self.conn = parent
@@ -166,8 +167,9 @@ class _DecodeWorker:
 _DECODER: _DecodeWorker | None = None
 
 
-def _decode_file(batch: dict[str, np.ndarray], frontend_config, coverage: str, time_limit: float,
-                 window_shape: tuple[int, ...]) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover - Ray worker
+def _decode_file(
+    batch: dict[str, np.ndarray], frontend_config, coverage: str, time_limit: float, window_shape: tuple[int, ...]
+) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover - Ray worker
     """Decode + frontend of the files in ``batch``: rows of windows, then one marker row per file.
 
     Columns: ``id`` (file), ``k`` (window index; -1 on the marker), ``win`` (the window; zeros on the
@@ -191,8 +193,9 @@ def _decode_file(batch: dict[str, np.ndarray], frontend_config, coverage: str, t
         yield marker
 
 
-def _file_rows(file_id: int, path: str, time_limit: float, window_shape, hook: str | None,
-               state: dict) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover - Ray worker
+def _file_rows(
+    file_id: int, path: str, time_limit: float, window_shape, hook: str | None, state: dict
+) -> Iterator[dict[str, np.ndarray]]:  # pragma: no cover - Ray worker
     """The window rows of one file, ``WINDOWS_PER_YIELD`` at a time; ``state`` gets k, seconds, error."""
     wins, sils = [], []
     for msg in _DECODER.windows(path, time_limit):
@@ -250,8 +253,10 @@ class _Infer:  # pragma: no cover - Ray actor
 
         card = resolve_model(None) if model is None else load_card(model)
         if card.sha256 != sha256:
-            raise MirtagError(f"{card.path}: this node's model differs from the driver's (sha256 {card.sha256[:12]} "
-                              f"vs {sha256[:12]}); every node needs the same model")
+            raise MirtagError(
+                f"{card.path}: this node's model differs from the driver's (sha256 {card.sha256[:12]} "
+                f"vs {sha256[:12]}); every node needs the same model"
+            )
         self.session = Session(card, device, threads, batch_size)
         self.widths = {o.name: int(o.shape[1]) for o in card.outputs}
 
@@ -312,8 +317,11 @@ class RayScanner:
             for name in ("ray", "ray.data"):
                 logging.getLogger(name).setLevel(logging.WARNING)
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                                      "log_to_driver": not quiet}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.WARNING,
+                "log_to_driver": not quiet,
+            }
             if rs.address is None:
                 kwargs.update(num_cpus=s.workers, object_store_memory=rs.object_store_memory)
             else:
@@ -321,7 +329,9 @@ class RayScanner:
             try:
                 ray.init(**kwargs)
             except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ValueError
-                raise MirtagError(f"cannot start or join Ray ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+                raise MirtagError(
+                    f"cannot start or join Ray ({type(exc).__name__}: {' '.join(str(exc).split())})"
+                ) from None
             self._owns_ray = True
         self._connected = True
         res = ray.cluster_resources()
@@ -337,8 +347,11 @@ class RayScanner:
             self._actors = rs.actors or max(1, round(cpus / 8))
             self._device = "cpu" if s.device in (None, "auto") else s.device
             self._actor_cpus = 0.0 if rs.cpus_per_actor is None else rs.cpus_per_actor
-        where = (f"{self._actors} GPU actor(s) x {rs.gpus_per_actor:g} GPU" if rs.gpus_per_actor
-                 else f"{self._actors} CPU actor(s)")
+        where = (
+            f"{self._actors} GPU actor(s) x {rs.gpus_per_actor:g} GPU"
+            if rs.gpus_per_actor
+            else f"{self._actors} CPU actor(s)"
+        )
         self.provider = f"Ray ({cpus:g} CPUs, {gpus:g} GPUs; {where})"
 
     def close(self) -> None:
@@ -365,15 +378,33 @@ class RayScanner:
         # One CPU and DECODE_MEMORY per decode task: what a decoder really takes; as these differ from the
         # actors' resources, Ray Data does not fuse the two stages, so the actors only infer. A task whose Ray
         # worker dies is retried by Ray Data (system failures are retried by default).
-        ds = ds.map_batches(_decode_file, batch_size=1, num_cpus=1, memory=DECODE_MEMORY,
-                            fn_kwargs={"frontend_config": fe, "coverage": s.coverage, "time_limit": s.time_limit,
-                                       "window_shape": tuple(fe.input_shape)})
+        ds = ds.map_batches(
+            _decode_file,
+            batch_size=1,
+            num_cpus=1,
+            memory=DECODE_MEMORY,
+            fn_kwargs={
+                "frontend_config": fe,
+                "coverage": s.coverage,
+                "time_limit": s.time_limit,
+                "window_shape": tuple(fe.input_shape),
+            },
+        )
         model = None if s.model is None else str(self.card.path)
         return ds.map_batches(
-            _Infer, batch_size=s.batch_size, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self._actors),
-            num_cpus=self._actor_cpus, num_gpus=rs.gpus_per_actor or None,
-            fn_constructor_kwargs={"model": model, "sha256": self.card.sha256, "device": self._device,
-                                   "threads": s.threads or 1, "batch_size": s.batch_size})
+            _Infer,
+            batch_size=s.batch_size,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self._actors),
+            num_cpus=self._actor_cpus,
+            num_gpus=rs.gpus_per_actor or None,
+            fn_constructor_kwargs={
+                "model": model,
+                "sha256": self.card.sha256,
+                "device": self._device,
+                "threads": s.threads or 1,
+                "batch_size": s.batch_size,
+            },
+        )
 
     def run(self, files: Iterable[str], cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Tag ``files``; yields a row dict per file as it finishes (order of completion)."""

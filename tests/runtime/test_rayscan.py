@@ -100,8 +100,24 @@ def test_driver_killed_with_sigkill_resumes_to_exactly_one_row_per_file(cluster,
     for i in range(16):
         sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
     out = tmp_path / "tags.jsonl"
-    cmd = [sys.executable, "-m", "mirtag.cli.main", "scan", str(root), "--out", str(out), "--model", TINY, "-q",
-           "--engine", "ray", "--ray-address", address, "--batch-size", "8"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mirtag.cli.main",
+        "scan",
+        str(root),
+        "--out",
+        str(out),
+        "--model",
+        TINY,
+        "-q",
+        "--engine",
+        "ray",
+        "--ray-address",
+        address,
+        "--batch-size",
+        "8",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
@@ -119,8 +135,10 @@ def test_driver_killed_with_sigkill_resumes_to_exactly_one_row_per_file(cluster,
 
 
 def test_the_runtime_never_imports_ray():
-    code = ("import sys, mirtag.runtime, mirtag.runtime.scan, mirtag.runtime.rayscan, mirtag.runtime.merge;"
-            "print(json.dumps(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))))")
+    code = (
+        "import sys, mirtag.runtime, mirtag.runtime.scan, mirtag.runtime.rayscan, mirtag.runtime.merge;"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))))"
+    )
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
 
