@@ -123,6 +123,7 @@ def scan(
     engine: Annotated[str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "mirtag[ray]").')] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: auto or HOST:PORT of a running cluster (default: a local Ray with --workers CPUs).")] = None,
     gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="--engine ray: GPUs per inference actor (0: CPU actors).")] = 0.0,
+    write_tags: Annotated[bool, typer.Option("--write-tags", help="Then write the results into the files' tags (mirtag write --apply with its defaults).")] = False,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
     import time
@@ -133,6 +134,8 @@ def scan(
     from mirtag.runtime.walk import iter_audio_files
 
     try:
+        if write_tags and out == "-":
+            raise rows_mod.OutputError("--write-tags needs --out FILE (the rows it writes from)")
         fmt = rows_mod.format_of(out, fmt)
         if out == "-" and fmt == "json":
             raise rows_mod.OutputError("--out - supports csv and jsonl")
@@ -234,6 +237,10 @@ def scan(
         xrt = f", {audio_s / wall:,.0f}x real time" if wall > 0 and audio_s else ""
         err.print(f"done: {counts['ok']} ok, {counts['error']} error, {skipped} skipped in {wall:.1f} s{xrt} "
                   f"({scanner.provider})", markup=False, highlight=False)
+    if write_tags:
+        from mirtag.cli.writecmd import run_write
+
+        run_write(out, apply=True, model=model, strict=strict, quiet=quiet)
     if strict and counts["error"]:
         raise typer.Exit(1)
 
@@ -244,6 +251,9 @@ from mirtag.cli.mapcmd import map_app  # noqa: E402
 app.add_typer(map_app, name="map")
 from mirtag.cli.mergecmd import merge_cmd  # noqa: E402
 app.command("merge")(merge_cmd)
+from mirtag.cli.writecmd import register as _register_write  # noqa: E402
+
+_register_write(app)  # mirtag write, mirtag untag
 
 
 class _RichReporter:

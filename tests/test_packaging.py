@@ -32,6 +32,7 @@ def test_wheel_holds_the_mirtag_subpackages_and_package_data(tmp_path):
         "mirtag/trainer/splits/4q.csv",
         "mirtag/__main__.py",
         "mirtag/trainer/data/cache.py",
+        "mirtag/runtime/labelmap.toml",
     ):
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/", "entry/")) for n in names), (

@@ -1,0 +1,274 @@
+"""mirtag.runtime.tagwrite on real files, judged by independent readers (TagLib, ffprobe, ffmpeg's md5)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mirtag.runtime.card import resolve_model
+from mirtag.runtime.labelmap import LabelMap, LabelMapError
+from mirtag.runtime.tagfields import markdown_table
+from mirtag.runtime.tagfile import NoRoom, TagFile, refuse_growth
+from mirtag.runtime.tagjournal import read_journal
+from mirtag.runtime.tagwrite import WriteOptions, read_scan_rows, untag, write_tags
+from tests.tagfiles import (
+    COVER,
+    ffmpeg_md5,
+    ffprobe_tags,
+    make_aiff,
+    make_ffmpeg,
+    make_mp3,
+    make_vorbis,
+    mutagen_dump,
+    needs_ffmpeg,
+    random_bytes_md5,
+    scan_row,
+    taglib_tags,
+    write_rows,
+)
+
+CARD = resolve_model()
+GENRE = {"Pop/Rock": 0.9, "Jazz": 0.5}  # both above the card's thresholds; Pop/Rock splits into two names
+MOODS = {"calm": 0.9, "dreamy": 0.6}
+
+
+@pytest.fixture
+def library(tmp_path):
+    """One file per container; mp3 v2.3 and flac already have a genre."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = {
+        "mp3v23": make_mp3(lib / "v23.mp3", 3, genre="Rock"),
+        "mp3v24": make_mp3(lib / "v24.mp3", 4, genre=None),
+        "flac": make_vorbis(lib / "a.flac", "FLAC", genre="Jazz"),
+        "ogg": make_vorbis(lib / "b.ogg", "OGG", "VORBIS"),
+        "opus": make_vorbis(lib / "c.opus", "OGG", "OPUS"),
+        "aiff": make_aiff(lib / "d.aiff"),
+    }
+    from tests.tagfiles import FFMPEG
+
+    if FFMPEG:
+        files["m4a"] = make_ffmpeg(lib / "e.m4a", "aac")
+        files["wma"] = make_ffmpeg(lib / "f.wma", "wmav2")
+    return files
+
+
+def rows_for(tmp_path: Path, files: dict[str, Path], **kw) -> Path:
+    return write_rows(
+        tmp_path / "tags.jsonl", [scan_row(p, CARD, genre=GENRE, moods=MOODS, **kw) for p in files.values()]
+    )
+
+
+@needs_ffmpeg
+def test_apply_writes_every_container_and_independent_readers_agree(tmp_path, library):
+    md5 = {k: ffmpeg_md5(p) for k, p in library.items()}
+    rows = rows_for(tmp_path, library)
+    results = {Path(r.path).name: r for r in write_tags(rows, WriteOptions(), apply=True)}
+    assert {r.status for r in results.values()} == {"written"}, {k: (r.status, r.reason) for k, r in results.items()}
+    for key, path in library.items():
+        assert ffmpeg_md5(path) == md5[key], f"{key}: decoded audio changed"
+        tl = taglib_tags(path)
+        if key == "mp3v23":
+            # fill keeps the user's genre; v2.3 stays v2.3 with TXXX:MOOD joined by "; "
+            assert tl["GENRE"] == ["Rock"]
+            assert tl["MOOD"] == ["calm; dreamy"]
+            dump = mutagen_dump(path)
+            assert dump["_version"][:2] == (2, 3)
+            assert "TMOO" not in dump and dump["TXXX:MOOD"] == ["calm; dreamy"]
+            assert dump["TSOP"] == ["ACDC"] and dump["TYER"] == ["1979"] and dump["TPE1"] == ["AC/DC"]
+        elif key == "flac":
+            assert tl["GENRE"] == ["Jazz"]  # fill: an existing GENRE is kept
+            assert tl["MOOD"] == ["calm", "dreamy"]
+        else:
+            assert sorted(tl["GENRE"]) == ["Jazz", "Pop", "Rock"], key
+            assert sorted(tl["MOOD"]) == ["calm", "dreamy"], key
+        probe = ffprobe_tags(path)
+        if key == "wma":  # TagLib's property map leaves out custom ASF attributes; ffprobe shows them
+            assert probe["mirtag_quadrant"] == "Q1" and probe["mirtag_model"] == CARD.ref
+        else:
+            assert tl["MIRTAG_QUADRANT"] == ["Q1"] and tl["MIRTAG_MUSIC"] == ["0.97"], key
+            assert tl["MIRTAG_MODEL"] == [CARD.ref], key
+        assert tl["ARTIST"], f"{key}: the artist tag was lost"
+        assert probe.get("genre", "").split(";")[0].strip() in ("Rock", "Jazz", "Pop"), (key, probe)
+        assert "happy/excited" not in str(tl)  # quadrant descriptions never go into MOOD
+    assert mutagen_dump(library["mp3v24"])["APIC:cover"] == COVER
+    assert mutagen_dump(library["mp3v23"])["APIC:cover"] == COVER
+    assert mutagen_dump(library["flac"])["_pictures"] == [COVER]
+    assert mutagen_dump(library["mp3v24"])["_version"][:2] == (2, 4)
+    assert mutagen_dump(library["mp3v24"])["TMOO"] == ["calm", "dreamy"]
+
+
+@needs_ffmpeg
+def test_untag_restores_exactly_what_was_there(tmp_path, library):
+    before = {k: mutagen_dump(p) for k, p in library.items()}
+    md5 = {k: ffmpeg_md5(p) for k, p in library.items()}
+    rows = rows_for(tmp_path, library)
+    list(write_tags(rows, WriteOptions(policy="merge"), apply=True))
+    assert all(mutagen_dump(p) != before[k] for k, p in library.items())
+    journal = tmp_path / "tags.jsonl.tagjournal.jsonl"
+    dry = list(untag(journal))
+    assert {r.status for r in dry} == {"would write"}
+    assert all(mutagen_dump(p) != before[k] for k, p in library.items())  # a dry run changes nothing
+    done = list(untag(journal, apply=True))
+    assert {r.status for r in done} == {"written"}, [(r.path, r.reason) for r in done]
+    for k, p in library.items():
+        assert mutagen_dump(p) == before[k], k
+        assert ffmpeg_md5(p) == md5[k], k
+    # undone files are spent: a second untag has nothing to do
+    assert list(untag(journal, apply=True)) == []
+
+
+def test_dry_run_changes_nothing_and_a_second_apply_writes_nothing(tmp_path):
+    f = make_vorbis(tmp_path / "a.flac", "FLAC")
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(f, CARD, genre=GENRE, moods=MOODS)])
+    digest, mtime = random_bytes_md5(f), os.stat(f).st_mtime_ns
+    (res,) = write_tags(rows, WriteOptions())
+    assert res.status == "would write"
+    assert res.changes["genres"] == (None, ["Pop", "Rock", "Jazz"])
+    assert res.changes["moods"] == (None, ["calm", "dreamy"])
+    assert random_bytes_md5(f) == digest and os.stat(f).st_mtime_ns == mtime
+    assert not (tmp_path / "t.jsonl.tagjournal.jsonl").exists()
+    (res,) = write_tags(rows, WriteOptions(), apply=True)
+    assert res.status == "written"
+    mtime = os.stat(f).st_mtime_ns
+    (res,) = write_tags(rows, WriteOptions(), apply=True)  # rows were updated with the new size/mtime
+    assert res.status == "unchanged" and os.stat(f).st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize(
+    ("policy", "expect"),
+    [
+        ("fill", ["jazz"]),
+        ("merge", ["jazz", "Pop", "Rock"]),  # the file's values first; "Jazz" is already there as "jazz"
+        ("replace", ["Pop", "Rock", "Jazz"]),
+    ],
+)
+def test_policies(tmp_path, policy, expect):
+    f = make_vorbis(tmp_path / "a.flac", "FLAC", genre="jazz")
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(f, CARD, genre={"Pop/Rock": 0.9, "Jazz": 0.5})])
+    list(write_tags(rows, WriteOptions(policy=policy, heads=("genre",)), apply=True))
+    assert taglib_tags(f)["GENRE"] == expect
+
+
+def test_floors_top_k_and_not_music(tmp_path):
+    a = make_vorbis(tmp_path / "a.flac", "FLAC")
+    b = make_vorbis(tmp_path / "b.flac", "FLAC")
+    rows = write_rows(
+        tmp_path / "t.jsonl",
+        [
+            scan_row(a, CARD, genre={"Jazz": 0.5, "Blues": 0.4, "Latin": 0.3}, moods={"calm": 0.02}),
+            scan_row(b, CARD, genre=GENRE, moods=MOODS, music=0.1, warning="not music"),
+        ],
+    )
+    ra, rb = write_tags(rows, WriteOptions(min_confidence=0.35, top_k=1))
+    assert ra.changes["genres"] == (None, ["Jazz"])  # top-k 1 of the two above 0.35
+    assert "moods" not in ra.changes  # nothing above the floor: nothing written for the head
+    assert "genres" not in rb.changes and "moods" not in rb.changes and "mirtag_quadrant" not in rb.changes
+    assert rb.changes["mirtag_music"] == (None, ["0.10"])
+    # the card's thresholds by default: Blues (0.1) and Latin (0.1) pass, capped at 2 genres
+    (ra, _) = write_tags(rows, WriteOptions())
+    assert ra.changes["genres"] == (None, ["Jazz", "Blues"])
+
+
+def test_in_place_when_padding_allows_else_a_verified_copy(tmp_path):
+    roomy = make_mp3(tmp_path / "roomy.mp3", 4, padding=4096)
+    tight = make_mp3(tmp_path / "tight.mp3", 4, padding=0)
+    size = os.stat(roomy).st_size
+    ino = {p: os.stat(p).st_ino for p in (roomy, tight)}
+    # the padding callback aborts before any byte changes
+    tf = TagFile(str(tight))
+    tf.set("TMOO", ["calm"] * 50)
+    digest = random_bytes_md5(tight)
+    with pytest.raises(NoRoom):
+        tf.save(padding=refuse_growth)
+    assert random_bytes_md5(tight) == digest
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE, moods=MOODS) for p in (roomy, tight)])
+    r1, r2 = write_tags(rows, WriteOptions(), apply=True)
+    assert (r1.method, r2.method) == ("in place", "copy")
+    assert os.stat(roomy).st_ino == ino[roomy] and os.stat(roomy).st_size == size
+    assert os.stat(tight).st_ino != ino[tight]
+    assert not list(tmp_path.glob(".*mirtag-tmp*"))
+    journal = read_journal(tmp_path / "t.jsonl.tagjournal.jsonl")
+    assert [r["op"] for r in journal] == ["begin", "done", "begin", "done"]
+    assert journal[0]["old"]["TMOO"] is None and journal[0]["new"]["TMOO"] == ["calm", "dreamy"]
+    assert journal[0]["audio_md5"].startswith("pcm:")
+
+
+def test_skips_with_reasons(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    linked = make_vorbis(lib / "linked.flac", "FLAC")
+    os.link(linked, tmp_path / "other-name.flac")
+    changed = make_vorbis(lib / "changed.flac", "FLAC")
+    wav = lib / "w.wav"
+    import soundfile as sf
+
+    from tests.synth import music_like
+
+    sf.write(wav, music_like(22050, 1.0), 22050)
+    ro = make_vorbis(lib / "ro.flac", "FLAC")
+    rows = [scan_row(p, CARD, genre=GENRE) for p in (linked, changed, wav, ro)]
+    rows.append(dict(rows[0], path=str(lib / "failed.flac"), status="error", heads=None))
+    write_rows(tmp_path / "t.jsonl", rows)
+    with open(changed, "ab") as fh:
+        fh.write(b"\0")  # changed since the scan
+    os.chmod(ro, 0o444)
+    before = {p: random_bytes_md5(p) for p in (linked, changed, wav, ro)}
+    res = {Path(r.path).name: r for r in write_tags(tmp_path / "t.jsonl", WriteOptions(), apply=True)}
+    assert res["linked.flac"].status == "skipped" and "hard links" in res["linked.flac"].reason
+    assert res["changed.flac"].status == "skipped" and "changed since it was scanned" in res["changed.flac"].reason
+    assert res["w.wav"].status == "skipped" and "--wav" in res["w.wav"].reason
+    assert res["ro.flac"].status == "error" and "read-only" in res["ro.flac"].reason
+    assert res["failed.flac"].status == "skipped"
+    assert {p: random_bytes_md5(p) for p in before} == before
+    res = {
+        Path(r.path).name: r
+        for r in write_tags(tmp_path / "t.jsonl", WriteOptions(wav=True, allow_hardlinks=True), apply=True)
+    }
+    assert res["w.wav"].status == "written" and taglib_tags(wav)["GENRE"] == ["Pop", "Rock", "Jazz"]
+    assert res["linked.flac"].status == "written"
+
+
+def test_csv_rows_and_row_update(tmp_path):
+    """CSV scan output: scores parsed from the *_scores columns; written rows get the new size/mtime."""
+    import csv
+
+    from mirtag.runtime import rows as rows_mod
+
+    f = make_vorbis(tmp_path / "a.flac", "FLAC")
+    row = scan_row(f, CARD, genre=GENRE, moods=MOODS)
+    for h in row["heads"].values():
+        h["top"] = [max(h["probs"], key=h["probs"].get)]
+    out = tmp_path / "t.csv"
+    w = rows_mod.RowWriter(str(out), "csv", [h.name for h in CARD.heads])
+    w.write(row)
+    w.close()
+    (res,) = write_tags(out, WriteOptions(), apply=True)
+    assert res.status == "written" and res.changes["genres"][1] == ["Pop", "Rock", "Jazz"]
+    with open(out, newline="") as fh:
+        (rec,) = list(csv.DictReader(fh))
+    st = os.stat(f)
+    assert (int(rec["size"]), int(rec["mtime_ns"])) == (st.st_size, st.st_mtime_ns)
+    assert rec["genre_scores"] and rec["path"] == str(f)
+    assert read_scan_rows(out)[0]["size"] == str(st.st_size)
+
+
+def test_label_map(tmp_path):
+    m = LabelMap.load()
+    assert m.apply("genre", ["Pop/Rock", "International"]) == ["Pop", "Rock", "World"]
+    user = tmp_path / "map.toml"
+    user.write_text('[genre]\n"Pop/Rock" = "Rock"\n"Jazz" = []\n[moods]\n"calm" = "Calm"\n')
+    m = LabelMap.load(user)
+    assert m.apply("genre", ["Pop/Rock", "Jazz", "Blues"]) == ["Rock", "Blues"]
+    assert m.apply("moods", ["calm", "dreamy"]) == ["Calm", "dreamy"]
+    assert m.apply("tags", ["a/b", "c"]) == ["c"]  # an unmapped name players would split is not written
+    user.write_text('[genre]\n"Jazz" = "Jazz/Blues"\n')
+    with pytest.raises(LabelMapError, match="players split"):
+        LabelMap.load(user)
+
+
+def test_readme_holds_the_field_table():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
