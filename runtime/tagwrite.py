@@ -46,6 +46,7 @@ from typing import Any
 
 from . import rows as rows_mod
 from .card import ModelCard, exported_dir, load_card, read_registry
+from .decisions import decide as decide_labels
 from .errors import MirtagError, ParameterError
 from .labelmap import LabelMap
 from .tagfields import BY_HEAD, BY_VALUE, FIELDS, WRITABLE_HEADS
@@ -189,8 +190,9 @@ def find_card(sha256: str, model: str | os.PathLike[str] | None = None) -> Model
 
 
 def is_not_music(row: dict[str, Any], probs: dict[str, dict[str, float]], card: ModelCard | None) -> bool:
-    """The scan flagged the track as not music (or the music head says so)."""
-    if "not music" in (row.get("warning") or ""):
+    """The scan flagged the track as not music or silent (or the music head says so)."""
+    warning = row.get("warning") or ""
+    if "not music" in warning or "silent" in warning:
         return True
     p = probs.get("music", {}).get("music")
     if p is None:
@@ -231,8 +233,16 @@ def decide(
             continue
         p = probs[head]
         spec = card.head(head) if card is not None and _has_head(card, head) else None
+        if spec is not None and set(p) <= set(spec.labels):
+            # The scan's own rules (runtime.decisions): the card's thresholds on the row's
+            # calibrated probabilities, best first; the cap is --top-k, else the card's, else ours.
+            k = options.top_k or spec.max_labels or DEFAULT_TOP_K.get(head)
+            keep = decide_labels(p, spec, k, options.min_confidence)
+            names = keep if head == "quadrant" else label_map.apply(head, keep)
+            out[fld.value] = names or None
+            continue
         ranked = sorted(p, key=lambda lab: -p[lab])
-        if spec is not None and spec.kind == "softmax" or head == "quadrant":
+        if head == "quadrant":
             best = ranked[:1]
             floor = (
                 options.min_confidence

@@ -167,9 +167,15 @@ def test_floors_top_k_and_not_music(tmp_path):
     assert "moods" not in ra.changes  # nothing above the floor: nothing written for the head
     assert "genres" not in rb.changes and "moods" not in rb.changes and "mirtag_quadrant" not in rb.changes
     assert rb.changes["mirtag_music"] == (None, ["0.10"])
-    # the card's thresholds by default: Blues (0.1) and Latin (0.1) pass, capped at 2 genres
-    (ra, _) = write_tags(rows, WriteOptions())
-    assert ra.changes["genres"] == (None, ["Jazz", "Blues"])
+    # by default the card's thresholds and cap (as the scan's decisions): Blues and Latin pass, Jazz is first
+    thr = CARD.head("genre").threshold("Blues")
+    cap = CARD.head("genre").max_labels
+    rows = write_rows(
+        tmp_path / "t2.jsonl",
+        [scan_row(a, CARD, genre={"Jazz": 0.9, "Blues": thr + 0.05, "Latin": thr + 0.01, "Rap": thr - 0.01})],
+    )
+    (ra,) = write_tags(rows, WriteOptions())
+    assert ra.changes["genres"] == (None, ["Jazz", "Blues", "Latin"][:cap])
 
 
 def test_in_place_when_padding_allows_else_a_verified_copy(tmp_path):
