@@ -18,10 +18,11 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from mirtag.cli.options import DEVICE_HELP, check_device
+from mirtag.cli.options import DEVICE_HELP, ReadableGroup, check_device
 from mirtag.runtime.errors import MirtagError
 
 app = typer.Typer(
+    cls=ReadableGroup,
     name="mirtag",
     help="Music auto-tagging: genres, mood quadrant and mood tags from ONNX models.",
     no_args_is_help=True,
