@@ -252,6 +252,8 @@ from mirtag.cli.mapcmd import map_app  # noqa: E402
 app.add_typer(map_app, name="map")
 from mirtag.cli.mergecmd import merge_cmd  # noqa: E402
 app.command("merge")(merge_cmd)
+from mirtag.cli.tagcmd import tag_cmd  # noqa: E402
+app.command("tag")(tag_cmd)
 from mirtag.cli.writecmd import register as _register_write  # noqa: E402
 
 _register_write(app)  # mirtag write, mirtag untag
