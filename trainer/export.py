@@ -144,7 +144,9 @@ def export_classifier(
                       "torch": torch.__version__}
     if state_dict_file:
         pt_path = out_dir / state_dict_file
-        torch.save({"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}, pt_path)
+        # training-only modules (the distillation projection) are not part of the classifier
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("teacher_proj.")}
+        torch.save({"config": dataclasses.asdict(model.config), "state_dict": state}, pt_path)
         prov["state_dict"] = {"file": pt_path.name, "sha256": sha256_file(pt_path)}
     card = ModelCard(
         model_type="classifier",

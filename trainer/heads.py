@@ -153,6 +153,13 @@ HEADS: tuple[HeadSpec, ...] = (
         card=(CardRow("music_roc_auc", "Music vs not-music ROC-AUC (unseen ESC-50 categories)", 0.98),),
     ),
     HeadSpec("emotions", SIGMOID, "soft"),
+    HeadSpec(
+        "tags",
+        SIGMOID,
+        "multi",
+        decisions="validation threshold",
+        card=(CardRow("tags_macro_roc_auc", "Teacher tags macro ROC-AUC (vs the teacher's decisions on test audio)", 0.90),),
+    ),
 )
 """The built-in views, in the order reports and the model card list them."""
 

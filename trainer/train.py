@@ -103,6 +103,15 @@ class TrainConfig:
     head_weights: dict[str, float] = field(default_factory=lambda: {"music": 0.5, "emotions": 0.5})
     max_clips: int = 0
     """Use only this many clips per dataset (0 = all): for smoke tests."""
+    # distillation ([distill] section; see mirtag.trainer.distill and docs/teacher.md)
+    teacher_dir: str = ""
+    """The teacher cache written by scripts/teacher_label.py (``$VARS`` expanded); empty = no distillation."""
+    tags_weight: float = 1.0
+    """Weight of the ``tags`` head's BCE to the teacher's per-window probabilities."""
+    embed_weight: float = 0.5
+    """Weight of the MSE of the projected embedding to the teacher's standardised features."""
+    debian_windows: int = 8
+    """Labelled windows per epoch from each Debian track (long tracks are labelled sparsely)."""
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
     @classmethod
@@ -169,6 +178,7 @@ class Split:
     targets: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
     mels: list[list[np.ndarray]]  # per clip: [clean, noisy_1, ...] (2, n_mels, T) float16 memmaps
+    teacher: Any = None  # distill.TeacherTargets when the run distils
 
     def subset(self, keep: list[int], mels: list[list[np.ndarray]] | None = None) -> Split:
         """The clips at ``keep`` (with other mels per kept clip, when given)."""
@@ -237,12 +247,24 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
     """
     clips = load_clips(cfg, root)
     split_of = assign_splits(clips, cfg)
+    teacher = None
+    if cfg.teacher_dir:
+        from . import distill
+        from .teacher_cache import TeacherCache
+
+        teacher = TeacherCache(cfg.teacher_dir)
+        debian = teacher.debian_clips()
+        clips += debian
+        split_of.update({c.key: "train" for c in debian})
     # A manifest's genres join the taxonomy (GTZAN's lower-case names are mapped onto it instead).
     taxonomy = D.build_taxonomy(clips, cfg.min_genre, cfg.min_mood,
                                 genre_datasets=("4q", "emotify", *(m["name"] for m in cfg.manifests)))
     taxonomy = {h: labels for h, labels in taxonomy.items() if h in cfg.heads and labels}
+    if teacher is not None:
+        taxonomy[distill.TAGS_HEAD] = distill.tag_names()
     noise = [c for c in clips if not c.music and split_of[c.key] == "train"]
-    train = [c for c in clips if split_of[c.key] == "train"]
+    # the Debian music is unlabelled widening: clean only (its noisy variants would cost hours of features)
+    train = [c for c in clips if split_of[c.key] == "train" and c.dataset != "debian"]
     plans = D.plan_augments(train, noise, cfg.noise_variants if noise else 0, cfg.seed, tuple(cfg.snr_db),
                             k_mix=cfg.noise_mix_variants, mix_snr_range=tuple(cfg.noise_mix_snr_db))
     for c in clips:
@@ -256,6 +278,10 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
         targets, masks = D.encode_targets(members, taxonomy)
         mels = [[cache.load(c, a, root) for a in plans[c.key] if cache.has(c, a, root)] for c in members]
         out[name] = Split(members, targets, masks, mels)
+    if teacher is not None:
+        stats = distill.attach(out["train"], teacher, root, cfg.frontend)
+        for name in ("validation", "test"):
+            distill.attach(out[name], teacher, root, cfg.frontend, stats)
     return taxonomy, out
 
 
@@ -304,9 +330,14 @@ def build_model(cfg: TrainConfig, taxonomy: dict[str, list[str]]):
     """The untrained classifier of a run's config and taxonomy."""
     from .models import Classifier, ModelConfig
 
-    return Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
-                                  heads={h: len(v) for h, v in taxonomy.items()},
-                                  in_channels=input_channels(cfg)))
+    model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
+                                   heads={h: len(v) for h, v in taxonomy.items()},
+                                   in_channels=input_channels(cfg)))
+    if cfg.teacher_dir:
+        from .distill import add_projection
+
+        add_projection(model)
+    return model
 
 
 def make_batch(split: Split, items, cfg: TrainConfig):
@@ -317,7 +348,12 @@ def make_batch(split: Split, items, cfg: TrainConfig):
         mel = model_input(split.mels[i][v][:, :, s : s + c.window_frames], cfg)
         x[b] = cut_windows(mel, np.zeros(1, np.int64), c)[0][0]
     idx = np.fromiter((i for i, _, _ in items), np.int64, len(items))
-    return x, {h: t[idx] for h, t in split.targets.items()}, {h: m[idx] for h, m in split.masks.items()}
+    targets, masks = {h: t[idx] for h, t in split.targets.items()}, {h: m[idx] for h, m in split.masks.items()}
+    if split.teacher is not None:
+        from . import distill
+
+        distill.window_targets(split, items, targets, masks, tolerance=c.window_hop // 2)
+    return x, targets, masks
 
 
 def standard_windows(split: Split, cfg: TrainConfig, variant: int = 0):
@@ -496,20 +532,33 @@ def _train_epoch(run: _Run, train: Split, cfg: TrainConfig, kinds: dict, device,
         return {h: torch.from_numpy(v).to(device, non_blocking=True) for h, v in arrays.items()}
 
     run.model.train()
-    items = epoch_windows(train, cfg, run.rng)
+    tap = None
+    if train.teacher is not None:
+        from . import distill
+
+        items = distill.epoch_windows(train, cfg, run.rng, epoch_windows)
+        tap = distill.EmbeddingTap(run.model)
+    else:
+        items = epoch_windows(train, cfg, run.rng)
     n_batches = math.ceil(len(items) / cfg.batch_size)
     running = 0.0
+    weights = {**cfg.head_weights, "tags": cfg.tags_weight}
     for b in range(n_batches):
         x, t, m = make_batch(train, items[b * cfg.batch_size : (b + 1) * cfg.batch_size], cfg)
         with run.precision.autocast():
             logits = run.model(torch.from_numpy(x).to(device, non_blocking=True))
-            loss, _ = masked_loss(logits, tensors(t), tensors(m), kinds, cfg.head_weights)
+            t, m = tensors(t), tensors(m)
+            loss, _ = masked_loss(logits, t, m, kinds, weights)
+            if tap is not None:
+                loss = loss + cfg.embed_weight * distill.embedding_loss(run.model, tap, t, m)
         run.precision.step(loss, run.opt)
         if run.ema is not None:
             run.ema.update(run.model)
         running += float(loss.detach())
         if reporter:
             reporter.progress(b + 1, n_batches)
+    if tap is not None:
+        tap.close()
     run.sched.step()
     return running / max(1, n_batches)
 
