@@ -127,6 +127,7 @@ class FileResult:
     method: str | None = None
     keys: dict[str, str] = field(default_factory=dict)
     """Field value name -> the tag key in this file (``TCON``, ``GENRE``, ...)."""
+    journaled: bool = field(default=False, repr=False)
 
 
 # --------------------------------------------------------------------------- scan rows
@@ -518,8 +519,31 @@ class TagWriter:
         return False
 
     def process(self, row: dict[str, Any], apply: bool = False) -> FileResult:
-        """Plan (and with ``apply``, write) one scan row's file."""
+        """Plan (and with ``apply``, write) one scan row's file; never raises for a bad file.
+
+        With ``apply``, a file that fails gets an ``error`` record in the journal.
+        """
         path = rows_mod.path_from_row(row)
+        try:
+            res = self._process(row, path, apply)
+        except (MirtagError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            res = FileResult(path, "error", reason)
+        except Exception as exc:  # noqa: BLE001 - a tag library's surprise must cost one file, not the run
+            _LOGGER.debug("%s: unexpected error", path, exc_info=True)
+            res = FileResult(path, "error", f"unexpected error ({type(exc).__name__}: {exc})")
+        if apply and res.status == "error" and not res.journaled and self.journal_path is not None:
+            self._log("error", path, reason=res.reason)
+        return res
+
+    def _log(self, op: str, path: str, **fields: Any) -> None:
+        if self._journal is None:
+            if self.journal_path is None:
+                raise TagWriteError("applying a write needs a journal path")
+            self._journal = Journal(self.journal_path)
+        self._journal.record(op, path, **fields)
+
+    def _process(self, row: dict[str, Any], path: str, apply: bool) -> FileResult:
         opts = self.options
         if row.get("status") != "ok":
             return FileResult(path, "skipped", "no scan result (the scan failed on this file)")
@@ -575,11 +599,7 @@ class TagWriter:
         try:
             _check_writable(path, st)
             digest = audio_digest(path)
-            if self._journal is None:
-                if self.journal_path is None:
-                    raise TagWriteError("applying a write needs a journal path")
-                self._journal = Journal(self.journal_path)
-            self._journal.record(
+            self._log(
                 "begin",
                 path,
                 size=st.st_size,
@@ -593,11 +613,13 @@ class TagWriter:
             )
             try:
                 res.method = safe_save(path, target, digest, id3v24=opts.id3v24)
-            except MirtagError as exc:
-                self._journal.record("error", path, reason=str(exc))
-                raise
+            except (MirtagError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
+                res.status, res.reason, res.journaled = "error", reason or str(exc), True
+                self._log("error", path, reason=res.reason)
+                return res
             new = os.stat(path)
-            self._journal.record("done", path, size=new.st_size, mtime_ns=new.st_mtime_ns, method=res.method)
+            self._log("done", path, size=new.st_size, mtime_ns=new.st_mtime_ns, method=res.method)
             self.updated[path] = (new.st_size, new.st_mtime_ns)
             res.status = "written"
         except MirtagError as exc:
@@ -667,6 +689,51 @@ def check_rows(rows: str | os.PathLike[str], options: WriteOptions | None = None
     return len(stored)
 
 
+def update_embeddings(emb_path: str | os.PathLike[str], updated: dict[str, tuple[int, int]]) -> int:
+    """Give the vectors of written files their new size and mtime (``scan --embeddings`` keys them like rows).
+
+    Without this a resumed scan would analyse the written files again to get their
+    vectors back. The file is rewritten (same vectors, new keys) into a temporary
+    and renamed into place, as ``embeddings.open_for_scan`` does. Returns the
+    number of keys changed (0 when the file does not exist).
+    """
+    from . import embeddings as emb_mod
+
+    emb_path = Path(emb_path)
+    if not updated or not emb_path.is_file():
+        return 0
+    old = emb_mod.Embeddings.open(emb_path)
+    try:
+        keys = [old.key(i) for i in range(len(old))]
+        hits = [i for i, k in enumerate(keys) if rows_mod.path_from_row(k) in updated]
+        if not hits:
+            return 0
+        tmp = emb_path.with_name(f".{emb_path.name}.tmp")
+        new = emb_mod.Embeddings.create(tmp, old.dim, dict(old.meta))
+        for i, key in enumerate(keys):
+            if i in hits:
+                size, mtime = updated[rows_mod.path_from_row(key)]
+                key = {**key, "size": size, "mtime_ns": mtime}
+            new.add(key, old.vector(i))
+        new.close()
+    finally:
+        old.close()
+    os.replace(emb_mod.keys_path(tmp), emb_mod.keys_path(emb_path))
+    os.replace(tmp, emb_path)
+    return len(hits)
+
+
+def _after_write(rows: str | os.PathLike[str], updated: dict[str, tuple[int, int]]) -> None:
+    """The scan output's rows and its ``.emb`` sidecar follow the written files (resume survives writes)."""
+    from .embeddings import sidecar_for
+
+    update_scan_rows(rows, updated)
+    try:
+        update_embeddings(sidecar_for(rows), updated)
+    except MirtagError as exc:  # the writes stand; a resumed scan re-analyses these files for their vectors
+        _LOGGER.warning("%s: could not update the embeddings (%s)", sidecar_for(rows), exc)
+
+
 def write_tags(
     rows: str | os.PathLike[str],
     options: WriteOptions | None = None,
@@ -705,7 +772,7 @@ def write_tags(
                 yield res
         finally:
             if apply and writer.updated:
-                update_scan_rows(rows, writer.updated)
+                _after_write(rows, writer.updated)
 
 
 # --------------------------------------------------------------------------- untag
@@ -744,7 +811,7 @@ def untag(
             log.close()
         for rows_path, files in updated.items():
             try:
-                update_scan_rows(rows_path, files)
+                _after_write(rows_path, files)
             except MirtagError as exc:  # the restore stands; only a rescan of these files is lost
                 _LOGGER.warning("%s: could not update the scan rows (%s)", rows_path, exc)
 

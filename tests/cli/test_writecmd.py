@@ -97,7 +97,7 @@ def test_scan_then_write_then_scan_analyses_nothing(tmp_path):
         make_vorbis(lib / "c.ogg", "OGG", "VORBIS"),
     ]
     out = tmp_path / "tags.csv"
-    scan = ["scan", str(lib), "--out", str(out), "--model", TINY, "--workers", "1"]
+    scan = ["scan", str(lib), "--out", str(out), "--model", TINY, "--workers", "1", "--embeddings", "auto"]
     res = runner.invoke(app, scan)
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["write", str(out), "--apply", "--model", TINY, "--min-confidence", "0"])
@@ -106,6 +106,11 @@ def test_scan_then_write_then_scan_analyses_nothing(tmp_path):
     for f in files:
         assert taglib_tags(f)["GENRE"], f
     rows_after_write = out.read_text()
+    from mirtag.runtime.embeddings import Embeddings, sidecar_for
+
+    with Embeddings.open(sidecar_for(out)) as emb:  # the vectors' keys follow the files too
+        keys = {Path(k["path"]).name: (k["size"], k["mtime_ns"]) for k in emb.key_records()}
+    assert keys == {f.name: (os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files}
     res = runner.invoke(app, scan)
     assert res.exit_code == 0, res.output
     assert "0 files to scan, 3 already in" in res.stderr
@@ -130,3 +135,49 @@ def test_scan_write_tags_chains_scan_and_apply(tmp_path):
     assert (tmp_path / "tags.jsonl.tagjournal.jsonl").is_file()
     res = runner.invoke(app, ["scan", str(lib), "--out", "-", "--format", "jsonl", "--write-tags"])
     assert res.exit_code == 2
+
+
+@needs_ffmpeg
+def test_sigkill_at_random_moments_leaves_every_file_old_or_new(tmp_path):
+    """Kill `mirtag write --apply` at random moments: each file is old or new, never torn; a rerun finishes."""
+    import random
+    import time
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = [make_mp3(lib / f"p{i}.mp3", 4 - i % 2, genre=None, padding=4096 if i % 3 else 0) for i in range(6)]
+    files += [make_vorbis(lib / f"v{i}.flac", "FLAC") for i in range(2)]
+    rows = _rows(tmp_path, *files)
+    old = {f: taglib_tags(f) for f in files}
+    audio = {f: ffmpeg_md5(f) for f in files}
+    cmd = [sys.executable, "-m", "mirtag", "write", str(rows), "--apply", "--quiet"]
+    journal = tmp_path / "tags.jsonl.tagjournal.jsonl"
+
+    def records() -> int:
+        return journal.read_bytes().count(b"\n") if journal.exists() else 0
+
+    rng = random.Random(7)
+    written = []
+    for _ in range(5):
+        before = records()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while records() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # wait for the first journal record: the writes have begun
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        proc.wait()
+        written.append(sum(taglib_tags(f).get("MOOD") == ["calm"] for f in files))
+        for f in files:
+            tags = taglib_tags(f)
+            new = {**old[f], "GENRE": ["Jazz"], "MOOD": ["calm"]}
+            assert tags == old[f] or {k: tags.get(k) for k in new} == new, (f, tags)
+            assert ffmpeg_md5(f) == audio[f], f
+    assert 0 < written[0] and written[-1] < len(files) or written[0] < written[-1], written  # kills landed mid-run
+    done = subprocess.run(cmd[:-1], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "0 error" in done.stderr
+    for f in files:
+        assert taglib_tags(f)["MOOD"] == ["calm"] and ffmpeg_md5(f) == audio[f]
+    again = subprocess.run(cmd[:-1], capture_output=True, text=True, check=False)
+    assert f"{len(files)} unchanged" in again.stderr, again.stderr

@@ -278,3 +278,26 @@ def test_label_map(tmp_path):
 def test_readme_holds_the_field_table():
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme
+
+
+def test_include_exclude(tmp_path):
+    a = make_vorbis(tmp_path / "keep.flac", "FLAC")
+    b = make_vorbis(tmp_path / "drop.flac", "FLAC")
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE) for p in (a, b)])
+    ra, rb = write_tags(rows, WriteOptions(include=("*.flac",), exclude=("drop*",)))
+    assert ra.status == "would write" and (rb.status, rb.reason) == ("skipped", "excluded")
+
+
+def test_bad_files_are_one_line_errors_in_the_summary_and_the_journal(tmp_path):
+    good = make_vorbis(tmp_path / "good.flac", "FLAC")
+    fake = tmp_path / "fake.flac"
+    fake.write_bytes(b"fLaC" + bytes(range(256)) * 8)  # a FLAC signature and garbage after it
+    unknown = tmp_path / "noise.dat"
+    unknown.write_bytes(bytes(4096))  # no container mutagen knows
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE) for p in (fake, unknown, good)])
+    rf, ru, rg = write_tags(rows, WriteOptions(), apply=True)
+    assert rf.status == "error" and "\n" not in rf.reason and rf.reason
+    assert ru.status == "error" and "unsupported container" in ru.reason
+    assert rg.status == "written"
+    ops = [(Path(r["path"]).name, r["op"]) for r in read_journal(tmp_path / "t.jsonl.tagjournal.jsonl")]
+    assert ops == [("fake.flac", "error"), ("noise.dat", "error"), ("good.flac", "begin"), ("good.flac", "done")]
