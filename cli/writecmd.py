@@ -108,7 +108,8 @@ def write(
         ),
     ] = None,
     top_k: Annotated[
-        Optional[int], typer.Option(min=1, help="At most K labels per head (default: 2 genres, 3 moods, 5 tags).")
+        Optional[int],
+        typer.Option(min=1, help="At most K labels per head (default: the card's cap: 2 genres, 3 moods)."),
     ] = None,
     label_map: Annotated[
         Optional[Path], typer.Option(help="TOML label map laid over the default (rename, split, drop labels).")
