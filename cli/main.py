@@ -257,6 +257,10 @@ app.command("tag")(tag_cmd)
 from mirtag.cli.writecmd import register as _register_write  # noqa: E402
 
 _register_write(app)  # mirtag write, mirtag untag
+from mirtag.cli.similarcmd import similar_cmd  # noqa: E402
+app.command("similar")(similar_cmd)
+from mirtag.cli.playlistcmd import playlist_cmd  # noqa: E402
+app.command("playlist")(playlist_cmd)
 
 
 class _RichReporter:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from .errors import MirtagError
@@ -51,9 +52,9 @@ _LOGGER = logging.getLogger(__name__)
 
 MAGIC = b"MIRTEMB1"
 HEADER_BYTES = 512
-KEY_FIELDS = ("path", "path_b64", "size", "mtime_ns", "model_sha256", "coverage")
-"""The row fields stored with each vector (what ``rows.row_key`` needs, plus ``path_b64``)."""
-_BLOCK = 65536  # rows per block of a query: 32 MB of float32 at 256-d
+KEY_FIELDS = ("path", "path_b64", "size", "mtime_ns", "model_sha256", "coverage", "duration_s")
+"""The row fields stored with each vector (what ``rows.row_key`` needs, ``path_b64``, and the duration for playlists)."""
+_BLOCK = 262144  # rows per block of a query: 128 MB of the map, 1 MB of scores
 
 
 class EmbeddingsError(MirtagError):
@@ -89,6 +90,49 @@ class Hit:
     def path(self) -> str:
         """The exact file path (bytes restored from ``path_b64``)."""
         return path_from_row(self.key)
+
+
+_F16_TABLE: np.ndarray | None = None
+
+
+def _f16_table() -> np.ndarray:
+    """float32 value of every float16 bit pattern [shape=(65536,)]: 256 kB, stays in cache."""
+    global _F16_TABLE
+    if _F16_TABLE is None:
+        _F16_TABLE = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+    return _F16_TABLE
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _dot_f16_kernel(bits, table, q, out):  # pragma: no cover - compiled
+    n, d = bits.shape
+    for i in range(n):
+        acc = np.float32(0.0)
+        for j in range(d):
+            acc += table[bits[i, j]] * q[j]
+        out[i] = acc
+
+
+def dot_f16(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``matrix @ q`` for a float16 matrix without converting it: a table lookup per element.
+
+    numpy's float16 -> float32 cast is the cost of a query (about 6x the
+    multiply-add here); reading the bit patterns through a 65536-entry table
+    streams the memory map once.
+
+    Parameters
+    ----------
+    matrix : np.ndarray [shape=(n, D), float16]
+    q : np.ndarray [shape=(D,), float32]
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), float32]
+    """
+    out = np.empty(matrix.shape[0], np.float32)
+    if matrix.shape[0]:
+        _dot_f16_kernel(matrix.view(np.uint16), _f16_table(), np.ascontiguousarray(q, dtype=np.float32), out)
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -289,7 +333,7 @@ class Embeddings:
         exclude : iterable of int
             Indices to leave out (the seeds themselves).
         block : int
-            Rows converted to float32 at a time.
+            Rows scored at a time (the top ``n`` of each block are kept).
 
         Returns
         -------
@@ -305,7 +349,7 @@ class Embeddings:
         best_score = np.zeros(0, np.float32)
         mat = self.vectors
         for s in range(0, self._n, block):
-            scores = np.asarray(mat[s : s + block], dtype=np.float32) @ q
+            scores = dot_f16(mat[s : s + block], q)
             k = min(want, len(scores))
             part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             best_idx = np.concatenate([best_idx, part + s])
@@ -343,6 +387,28 @@ class Embeddings:
         self._n += 1
         self._index = None
         return self._n - 1
+
+    def add_many(self, keys: Sequence[dict[str, Any]], vectors: np.ndarray) -> None:
+        """Append many vectors [shape=(N, D)] with their key records in two writes (bulk imports)."""
+        if self._vec_fh is None:
+            raise EmbeddingsError(f"{self.path}: opened read-only")
+        x = np.asarray(vectors, dtype=np.float32).reshape(len(keys), -1)
+        if x.shape[1] != self.dim:
+            raise EmbeddingsError(f"{self.path}: vectors have {x.shape[1]} dimensions, the file {self.dim}")
+        if not np.all(np.isfinite(x)):
+            raise EmbeddingsError(f"{self.path}: embeddings are not finite")
+        lines = []
+        for key in keys:
+            rec = key_record(key)
+            if rec.get("path") is not None and rec.get("path_b64") is None:
+                rec["path"], rec["path_b64"] = path_fields(rec["path"])
+            lines.append(json.dumps(rec, ensure_ascii=True, separators=(",", ":")))
+        self._vec_fh.write(_unit(x).astype("<f2").tobytes())
+        self._vec_fh.flush()
+        self._key_fh.write(("\n".join(lines) + "\n").encode("ascii") if lines else b"")
+        self._key_fh.flush()
+        self._n += len(keys)
+        self._index = None
 
     def refresh(self) -> None:
         """Re-map the files after appends (``vectors``/``nearest`` see the new rows)."""
