@@ -9,7 +9,7 @@ import pytest
 
 from mirtag.runtime.card import resolve_model
 from mirtag.runtime.labelmap import LabelMap, LabelMapError
-from mirtag.runtime.tagfields import markdown_table
+from mirtag.runtime.tagfields import FIELDS, markdown_table
 from mirtag.runtime.tagfile import NoRoom, TagFile, refuse_growth
 from mirtag.runtime.tagjournal import read_journal
 from mirtag.runtime.tagwrite import WriteOptions, read_scan_rows, untag, write_tags
@@ -64,6 +64,7 @@ def rows_for(tmp_path: Path, files: dict[str, Path], **kw) -> Path:
 @needs_ffmpeg
 def test_apply_writes_every_container_and_independent_readers_agree(tmp_path, library):
     md5 = {k: ffmpeg_md5(p) for k, p in library.items()}
+    before = {k: mutagen_dump(p) for k, p in library.items()}
     rows = rows_for(tmp_path, library)
     results = {Path(r.path).name: r for r in write_tags(rows, WriteOptions(), apply=True)}
     assert {r.status for r in results.values()} == {"written"}, {k: (r.status, r.reason) for k, r in results.items()}
@@ -93,6 +94,12 @@ def test_apply_writes_every_container_and_independent_readers_agree(tmp_path, li
         assert tl["ARTIST"], f"{key}: the artist tag was lost"
         assert probe.get("genre", "").split(";")[0].strip() in ("Rock", "Jazz", "Pop"), (key, probe)
         assert "happy/excited" not in str(tl)  # quadrant descriptions never go into MOOD
+    ours = {key.lower() for fld in FIELDS for key in fld.keys.values()}
+    for key, path in library.items():  # every other tag (and the ID3 version) is as it was
+        after = mutagen_dump(path)
+        others = {k: v for k, v in after.items() if k.lower() not in ours}
+        assert others == {k: v for k, v in before[key].items() if k.lower() not in ours}, key
+        assert others, key  # at least the artist: the check compares something
     assert mutagen_dump(library["mp3v24"])["APIC:cover"] == COVER
     assert mutagen_dump(library["mp3v23"])["APIC:cover"] == COVER
     assert mutagen_dump(library["flac"])["_pictures"] == [COVER]
@@ -301,3 +308,33 @@ def test_bad_files_are_one_line_errors_in_the_summary_and_the_journal(tmp_path):
     assert rg.status == "written"
     ops = [(Path(r["path"]).name, r["op"]) for r in read_journal(tmp_path / "t.jsonl.tagjournal.jsonl")]
     assert ops == [("fake.flac", "error"), ("noise.dat", "error"), ("good.flac", "begin"), ("good.flac", "done")]
+
+
+def test_id3v24_option_and_id3v1_files(tmp_path):
+    from mutagen.id3 import ID3
+
+    v23 = make_mp3(tmp_path / "v23.mp3", 3, genre=None, padding=4096)
+    v1 = make_mp3(tmp_path / "v1.mp3", 4, genre=None, padding=4096)
+    ID3(v1).save(v1, v1=2)  # add an ID3v1 tag: a save then writes two places, so never in place
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE, moods=MOODS) for p in (v23, v1)])
+    r23, r1 = write_tags(rows, WriteOptions(id3v24=True), apply=True)
+    assert r1.method == "copy" and r23.status == "written"
+    dump = mutagen_dump(v23)
+    assert dump["_version"][:2] == (2, 4) and dump["TMOO"] == ["calm", "dreamy"]
+    assert "TYER" not in dump and str(dump["TDRC"][0]) == "1979"  # upgraded, not copied as a v2.3 frame
+    with open(v1, "rb") as fh:
+        fh.seek(-128, os.SEEK_END)
+        assert fh.read(3) == b"TAG"  # the ID3v1 tag is still there
+
+
+def test_json_scan_output_rows_are_updated(tmp_path):
+    import json
+
+    f = make_vorbis(tmp_path / "a.flac", "FLAC")
+    out = tmp_path / "t.json"
+    out.write_text(json.dumps([scan_row(f, CARD, genre=GENRE)]))
+    (res,) = write_tags(out, WriteOptions(), apply=True)
+    assert res.status == "written"
+    (row,) = json.loads(out.read_text())
+    assert (row["size"], row["mtime_ns"]) == (os.stat(f).st_size, os.stat(f).st_mtime_ns)
+    assert row["heads"]["genre"]["probs"]["Jazz"] == GENRE["Jazz"]
