@@ -6,7 +6,6 @@ stdout carries data only; logs, progress and summaries go to stderr.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import sys
 from pathlib import Path
@@ -102,7 +101,9 @@ def info() -> None:
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files.", show_default=False)],
+    # readable=False: an unreadable file is that file's error row, not a usage error for the whole scan.
+    paths: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files.", show_default=False,
+                                                readable=False)],
     out: Annotated[str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with --out -).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier).")] = None,
@@ -115,9 +116,10 @@ def scan(
     exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files to skip (repeatable).")] = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rescan everything, replacing the output.")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors", help="Rescan files whose stored row is an error (default), or keep those rows.")] = True,
     coverage: Annotated[str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")] = "full",
-    time_limit: Annotated[float, typer.Option(help="Seconds one file may take.")] = 600.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
+    time_limit: Annotated[float, typer.Option(help="Seconds one file may take (> 0).")] = 600.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if the output holds any error row (this run's or an earlier one's).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
     embeddings: Annotated[Optional[str], typer.Option("--embeddings", help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.")] = None,
@@ -127,123 +129,14 @@ def scan(
     write_tags: Annotated[bool, typer.Option("--write-tags", help="Then write the results into the files' tags (mirtag write --apply with its defaults).")] = False,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
-    import time
+    from mirtag.cli.scanview import run_scan
 
-    from mirtag.runtime import rows as rows_mod
-    from mirtag.runtime.scan import Scanner, ScanSettings
-    from mirtag.runtime.shard import Shard, shard_files
-    from mirtag.runtime.walk import iter_audio_files
-
-    try:
-        if write_tags and out == "-":
-            raise rows_mod.OutputError("--write-tags needs --out FILE (the rows it writes from)")
-        fmt = rows_mod.format_of(out, fmt)
-        if out == "-" and fmt == "json":
-            raise rows_mod.OutputError("--out - supports csv and jsonl")
-        settings = ScanSettings(model=model, device=device, workers=workers, batch_size=batch_size, coverage=coverage,
-                                top_k=top_k, min_confidence=min_confidence, time_limit=time_limit,
-                                embeddings=embeddings is not None)
-        if embeddings is not None and out == "-" and embeddings == "auto":
-            raise rows_mod.OutputError("--embeddings auto names the file after --out; give a file name")
-        part = Shard.parse(shard) if shard else None
-        if engine not in ("local", "ray"):
-            raise MirtagError(f"--engine must be local or ray, got {engine!r}")
-        if engine == "local" and (ray_address or gpus_per_actor):
-            raise MirtagError("--ray-address and --gpus-per-actor need --engine ray")
-        if out != "-":
-            rows_mod.check_settings(Path(out), {"top_k": top_k, "min_confidence": min_confidence}, force)
-    except MirtagError as exc:
-        err.print(f"mirtag scan: {exc}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    t0 = time.monotonic()
-    files = list(iter_audio_files(paths, include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks))
-    files = shard_files(files, paths, part)
-    if engine == "ray":  # a drop-in Scanner: same rows, writer and resume
-        from mirtag.runtime.rayscan import RayScanner, RaySettings
-
-        scanner = RayScanner(settings, RaySettings(address=ray_address, gpus_per_actor=gpus_per_actor))
-    else:
-        scanner = Scanner(settings)  # a model that cannot load is fatal (exit 1 via main)
-    card = scanner.card
-    keep: dict[str, dict] = {}
-    if out != "-" and not force:
-        for row in rows_mod.read_rows(out, fmt):
-            path = rows_mod.path_from_row(row)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if rows_mod.row_key(row) == (os.fsencode(path), st.st_size, st.st_mtime_ns, card.sha256, coverage):
-                keep[path] = row  # the last row of a path wins: one row per file
-    emb = None
-    if embeddings is not None:
-        from mirtag.runtime import embeddings as emb_mod
-
-        try:
-            emb_file = emb_mod.sidecar_for(out) if embeddings == "auto" else Path(embeddings)
-            emb, have = emb_mod.open_for_scan(emb_file, emb_mod.embedding_dim(card), emb_mod.card_meta(card),
-                                              list(keep.values()))
-        except MirtagError:
-            scanner.close()
-            raise
-        # A kept track without its vector is analysed again (error rows have none to want).
-        keep = {p: r for p, r in keep.items() if r.get("status") != "ok" or rows_mod.row_key(r) in have}
-    todo = [f for f in files if f not in keep]
-    skipped = len(files) - len(todo)
-    try:
-        writer = rows_mod.RowWriter(out, fmt, [h.name for h in card.heads], keep.values(),
-                                    None if out == "-" else {"top_k": top_k, "min_confidence": min_confidence})
-    except MirtagError:
-        scanner.close()
-        raise
-    if not quiet:
-        err.print(f"{card.ref} on {scanner.provider}; {len(todo)} files to scan, {skipped} already in {out}",
-                  markup=False, highlight=False)
-    counts = {"ok": 0, "error": 0}
-    audio_s = 0.0
-    complete = False
-    progress = None
-    try:
-        if not quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err, transient=True)
-            progress.start()
-            task = progress.add_task("scan", total=len(todo), last="")
-        for row in scanner.run(todo):
-            vector = row.pop("embedding", None)
-            writer.write(row)
-            if emb is not None and vector is not None:
-                emb.add(row, vector)
-            counts[row["status"]] += 1
-            audio_s += row["duration_s"] or 0.0
-            if row["status"] == "error":
-                _LOGGER.warning("%s: %s", row["path"], row["error"])
-            if progress is not None:
-                progress.update(task, advance=1, last=os.path.basename(row["path"])[-40:])
-        complete = True
-    except KeyboardInterrupt:
-        err.print("interrupted: rows written so far are kept; run the same command to resume")
-        raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.stop()
-        scanner.close()
-        writer.close(complete=complete)
-        if emb is not None:
-            emb.close()
-    wall = time.monotonic() - t0
-    if not quiet:
-        xrt = f", {audio_s / wall:,.0f}x real time" if wall > 0 and audio_s else ""
-        err.print(f"done: {counts['ok']} ok, {counts['error']} error, {skipped} skipped in {wall:.1f} s{xrt} "
-                  f"({scanner.provider})", markup=False, highlight=False)
-    if write_tags:
-        from mirtag.cli.writecmd import run_write
-
-        run_write(out, apply=True, model=model, strict=strict, quiet=quiet)
-    if strict and counts["error"]:
-        raise typer.Exit(1)
+    run_scan(paths, out, fmt, {"model": model, "device": device, "workers": workers, "batch_size": batch_size,
+                               "coverage": coverage, "top_k": top_k, "min_confidence": min_confidence,
+                               "time_limit": time_limit},
+             include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks, force=force,
+             retry_errors=retry_errors, strict=strict, quiet=quiet, shard=shard, embeddings=embeddings,
+             engine=engine, ray_address=ray_address, gpus_per_actor=gpus_per_actor, write_tags=write_tags)
 
 
 train_app = typer.Typer(help="Train models (needs the train extra: torch, onnx, onnxscript).", no_args_is_help=True)

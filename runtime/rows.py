@@ -11,6 +11,7 @@ refused instead of mixing rows.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -32,7 +33,11 @@ BASE_COLUMNS = ["path", "path_b64", "status", "error", "warning", "duration_s", 
 
 
 class OutputError(MirtagError):
-    """The output file cannot be written, or holds rows made with other settings."""
+    """The output file cannot be read or written."""
+
+
+class OutputConflictError(OutputError):
+    """The output is not a mirtag output, or holds rows made with other settings (a usage error)."""
 
 
 def path_fields(path: str) -> tuple[str, str | None]:
@@ -184,10 +189,10 @@ def settings_path(out: Path) -> Path:
     return out.with_name(out.name + ".mirtag.json")
 
 
-def check_settings(out: Path, settings: dict[str, Any], force: bool) -> None:
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix rows made with other top-k / min-confidence settings (exit 2 at the CLI)."""
     side = settings_path(out)
-    if force or not side.is_file():
+    if not side.is_file():
         return
     try:
         stored = json.loads(side.read_text())
@@ -196,7 +201,86 @@ def check_settings(out: Path, settings: dict[str, Any], force: bool) -> None:
     diff = {k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v}
     if diff:
         what = ", ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise OutputError(f"{out} holds rows made with other settings ({what}): use --force or a new --out")
+        raise OutputConflictError(f"{out} holds rows made with other settings ({what}): use --force or a new --out")
+
+
+def _foreign(path: Path, why: str) -> OutputConflictError:
+    return OutputConflictError(f"{path}: not a mirtag output ({why}); it was left untouched: choose another --out")
+
+
+def _check_jsonl_own(path: Path) -> None:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if i == len(lines) - 1:
+                continue  # a torn last line: a killed writer
+            raise _foreign(path, f"line {i + 1} is not JSON") from None
+        if not (isinstance(obj, dict) and "schema_version" in obj and "path" in obj):
+            raise _foreign(path, f"line {i + 1} is not a mirtag row")
+
+
+def check_own(out: Path, fmt: str) -> None:
+    """Raise :class:`OutputConflictError` unless ``out`` is absent, empty or written by mirtag.
+
+    mirtag appends to, resumes or rewrites only its own files: JSONL/JSON rows with
+    ``schema_version`` and ``path``, or a CSV whose header starts with mirtag's columns.
+    """
+    try:
+        if fmt == "json" and journal_path(out).is_file() and journal_path(out).stat().st_size:
+            _check_jsonl_own(journal_path(out))
+        if not out.exists():
+            return
+        if not out.is_file():
+            raise _foreign(out, "not a regular file")
+        if out.stat().st_size == 0:
+            return
+        if fmt == "jsonl":
+            _check_jsonl_own(out)
+        elif fmt == "csv":
+            with open(out, newline="", encoding="utf-8", errors="replace") as fh:
+                header = next(csv.reader(fh), [])
+            if header[: len(BASE_COLUMNS)] != BASE_COLUMNS:
+                raise _foreign(out, "its CSV header is not mirtag's")
+        else:
+            try:
+                data = json.loads(out.read_bytes())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _foreign(out, "not JSON") from None
+            if not isinstance(data, list) or not all(isinstance(r, dict) and "schema_version" in r and "path" in r
+                                                     for r in data):
+                raise _foreign(out, "not a JSON list of mirtag rows")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot read the output ({exc.strerror or exc})") from None
+
+
+def clean_temp_files(out: Path, fmt: str) -> None:
+    """Remove temporary files an interrupted writer left beside ``out`` (call it holding the lock)."""
+    targets = [out] + ([journal_path(out)] if fmt == "json" else [])
+    for target in targets:
+        prefix = f".{target.name}."
+        try:
+            names = [n for n in os.listdir(target.parent or ".") if n.startswith(prefix) and n.endswith(".tmp")]
+        except OSError:
+            names = []
+        for name in names:
+            tmp = target.with_name(name)
+            try:
+                tmp.unlink()
+                _LOGGER.info("%s: removed a temporary file left by an interrupted scan", tmp)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                _LOGGER.warning("%s: cannot remove a leftover temporary file (%s)", tmp, exc.strerror or exc)
+
+
+def _temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
 # --------------------------------------------------------------------------- writing
@@ -234,7 +318,8 @@ class RowWriter:
                 target = Path(out)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if settings is not None:
-                    settings_path(target).write_text(json.dumps({"schema_version": SCHEMA_VERSION, **settings}) + "\n")
+                    _atomic_write(settings_path(target),
+                                  lambda fh: fh.write(json.dumps({"schema_version": SCHEMA_VERSION, **settings}) + "\n"))
                 self._path = journal_path(target) if fmt == "json" else target
                 self._rewrite(keep)
                 self._fh = open(self._path, "a", encoding="utf-8", newline="")
@@ -243,8 +328,7 @@ class RowWriter:
         self._csv = csv.writer(self._fh) if fmt == "csv" else None
 
     def _rewrite(self, keep: list[dict[str, Any]]) -> None:
-        tmp = self._path.with_name(f".{self._path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        def body(fh):
             if self.fmt == "csv":
                 w = csv.writer(fh)
                 w.writerow(csv_columns(self.heads))
@@ -254,30 +338,65 @@ class RowWriter:
             else:
                 for row in keep:
                     fh.write(to_json_line(row) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._path)
+
+        _atomic_write(self._path, body)
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append one row and flush it to the OS."""
-        if self._csv is not None:
-            self._csv.writerow(to_csv_record(row, self.heads))
-        else:
-            self._fh.write(to_json_line(row) + "\n")
-        self._fh.flush()
+        """Append one row and flush it to the OS.
+
+        Raises
+        ------
+        OutputError
+            The row could not be written (disk full, I/O error); the rows before it stand.
+        """
+        try:
+            if self._csv is not None:
+                self._csv.writerow(to_csv_record(row, self.heads))
+            else:
+                self._fh.write(to_json_line(row) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            self._failed = True
+            raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
+                              "far are kept: run the same command again to resume") from None
 
     def close(self, complete: bool = True) -> None:
         """Close; for ``.json`` and a completed scan, turn the journal into the final file."""
         if self._stdout:
-            self._fh.flush()
+            with contextlib.suppress(OSError, ValueError):
+                self._fh.flush()
             return
-        self._fh.close()
-        if self.fmt == "json" and complete:
+        try:
+            self._fh.close()
+        except OSError as exc:
+            # What did not reach the disk is a torn line for the next run to drop.
+            raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
+                              "far are kept: run the same command again to resume") from None
+        if self.fmt == "json" and complete and not getattr(self, "_failed", False):
             rows = _read_jsonl(self._path)
-            target = Path(self.out)
-            tmp = target.with_name(f".{target.name}.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
+
+            def body(fh):
                 json.dump(rows, fh, ensure_ascii=True, indent=1)
                 fh.write("\n")
-            os.replace(tmp, target)
+
+            try:
+                _atomic_write(Path(self.out), body)
+            except OSError as exc:
+                raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); its rows are kept in "
+                                  f"{self._path.name}: run the same command again to finish") from None
             self._path.unlink()
+
+
+def _atomic_write(path: Path, body) -> None:
+    """Write a file through a temporary beside it (this process's own name), fsync, rename into place."""
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            body(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -22,7 +22,9 @@ Python API::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
@@ -81,6 +83,8 @@ class ScanSettings:
             raise ParameterError("top_k must be >= 1")
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise ParameterError("min_confidence must lie in [0, 1]")
+        if not (isinstance(self.time_limit, (int, float)) and math.isfinite(self.time_limit) and self.time_limit > 0):
+            raise ParameterError(f"time limit must be a positive number of seconds, got {self.time_limit!r}")
 
 
 def parse_coverage(text: str) -> int | None:
@@ -132,7 +136,7 @@ def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no co
                 for offset, first in regions:
                     y, _ = audio.load(bpath, rate, offset=offset, duration=_region_seconds(fe))
                     w, silent = cut_windows(fe.mel(y, rate), np.array([first]), fe.config)
-                    conn.send(("win", file_id, w, silent))
+                    conn.send(("win", file_id, _finite_windows(w), silent))
                 conn.send(("done", file_id, seconds))
                 continue
             stream = fe.stream(rate)
@@ -141,10 +145,10 @@ def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no co
                 n += chunk.size
                 out = stream.push(chunk)
                 if len(out):
-                    conn.send(("win", file_id, out.windows, out.silent))
+                    conn.send(("win", file_id, _finite_windows(out.windows), out.silent))
             out = stream.finish()
             if len(out):
-                conn.send(("win", file_id, out.windows, out.silent))
+                conn.send(("win", file_id, _finite_windows(out.windows), out.silent))
             conn.send(("done", file_id, n / rate))
         except AudioError as exc:
             conn.send(("error", file_id, exc.reason))
@@ -152,6 +156,16 @@ def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no co
             conn.send(("error", file_id, " ".join(str(exc).split())))
         except Exception as exc:  # noqa: BLE001 - one bad file must never end the scan
             conn.send(("error", file_id, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+
+
+class NonFiniteError(MirtagError):
+    """A file's features or model outputs hold NaN or Inf (finite but huge samples overflow float32)."""
+
+
+def _finite_windows(w: np.ndarray) -> np.ndarray:
+    if not np.isfinite(w).all():
+        raise NonFiniteError("non-finite values in the features (NaN or Inf; are the samples far outside [-1, 1]?)")
+    return w
 
 
 def _context_frames(fe) -> int:
@@ -212,12 +226,10 @@ class Scanner:
     (or use it as a context manager).
     """
 
-    def __init__(self, settings: ScanSettings | None = None):
+    def __init__(self, settings: ScanSettings | None = None, *, card=None):
         self.settings = settings or ScanSettings()
         s = self.settings
-        self.card = resolve_model(None) if s.model is None else load_card(s.model)
-        if self.card.model_type != "classifier":
-            raise MirtagError(f"{self.card.path}: is a {self.card.model_type}, not a classifier")
+        self.card = card if card is not None else load_scan_card(s)
         try:
             self._ctx = multiprocessing.get_context("forkserver")
             # The server imports and warms the kernels once; workers fork from it warm.
@@ -380,7 +392,11 @@ class Scanner:
             n = len(w)
             f = state.get(file_id)
             if f is not None:
-                f.acc.add({k: v[pos : pos + n] for k, v in outs.items()}, silent)
+                part = {k: v[pos : pos + n] for k, v in outs.items()}
+                if all(np.isfinite(v).all() for v in part.values()):
+                    f.acc.add(part, silent)
+                elif f.error is None:
+                    f.error = "non-finite model output (NaN or Inf)"
                 f.pending -= n
             pos += n
 
@@ -406,6 +422,12 @@ class Scanner:
         }
         if result is None:
             return row
+        finite = all(math.isfinite(p) for h in result.heads.values() for p in h.values())
+        if s.embeddings and result.embedding is not None:
+            finite = finite and bool(np.isfinite(result.embedding).all())
+        if not finite:
+            row.update(status="error", error="non-finite probabilities (NaN or Inf)", duration_s=None, n_windows=None)
+            return row
         warnings = list(result.warnings)
         heads = {}
         for head in self.card.heads:
@@ -425,6 +447,48 @@ class Scanner:
         return row
 
 
+@dataclass
+class ScanStats:
+    """What a scan did, filled in as it runs (see ``on_start`` of :func:`scan`).
+
+    Attributes
+    ----------
+    model : str
+        ``name@version`` of the classifier.
+    provider : str or None
+        The onnxruntime execution provider (None when there was nothing to scan).
+    total : int
+        Files to scan in this run.
+    skipped : int
+        Files left out because the output already holds a current row for them.
+    kept_errors : int
+        Error rows of earlier runs kept in the output (only with ``retry_errors=False``).
+    ok, error : int
+        Rows produced so far, by status.
+    audio_s : float
+        Seconds of audio tagged so far.
+    """
+
+    model: str
+    provider: str | None = None
+    total: int = 0
+    skipped: int = 0
+    kept_errors: int = 0
+    ok: int = 0
+    error: int = 0
+    audio_s: float = 0.0
+
+    @property
+    def output_errors(self) -> int:
+        """Error rows in the whole output: this run's plus those kept from earlier runs."""
+        return self.error + self.kept_errors
+
+
+def output_settings(settings: ScanSettings) -> dict[str, Any]:
+    """The settings that change what a row says, stored beside an output and checked on resume."""
+    return {"top_k": settings.top_k, "min_confidence": settings.min_confidence}
+
+
 def scan(
     paths: Iterable[str | os.PathLike[str]],
     settings: ScanSettings | None = None,
@@ -436,6 +500,13 @@ def scan(
     progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
     cancel: threading.Event | None = None,
     shard: Shard | None = None,
+    out: str | os.PathLike[str] | None = None,
+    fmt: str | None = None,
+    resume: bool = True,
+    retry_errors: bool = True,
+    on_start: Callable[[ScanStats], None] | None = None,
+    embeddings: str | os.PathLike[str] | None = None,
+    engine: Callable[[ScanSettings, Any], Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Tag every audio file under ``paths``; yields one row dict per file as it finishes.
 
@@ -449,31 +520,127 @@ def scan(
         Glob patterns (see :func:`mirtag.runtime.walk.iter_audio_files`).
     follow_symlinks : bool
     skip : callable(path) -> bool, optional
-        Files to leave out (resume: already in the output); counted as skipped.
+        More files to leave out; counted as skipped.
     progress : callable(done, total, row), optional
         Called once with ``(0, total, None)`` when the walk is done, then after each file.
     cancel : threading.Event, optional
         Set it to stop early (workers are stopped; rows already yielded stand).
     shard : Shard, optional
         Only the files of this shard (see :mod:`mirtag.runtime.shard`).
+    out : path-like, optional
+        An output file (``.csv``, ``.jsonl``, ``.json``, or ``-`` for stdout) that
+        each row is appended to before it is yielded. The output is locked for
+        the scan, and files it already holds a current row for are skipped
+        (resume), exactly as ``mirtag scan --out`` does; see
+        :func:`mirtag.runtime.output.open_output`.
+    fmt : str, optional
+        The format of ``out`` (default: from its extension).
+    resume : bool
+        False: rescan everything, replacing ``out`` (``--force``).
+    retry_errors : bool
+        False: keep the error rows of earlier runs instead of retrying their files.
+    on_start : callable(ScanStats), optional
+        Called once before the first file with the scan's statistics object, which
+        is then updated as rows arrive (the CLI prints its summary from it).
+    embeddings : path-like or ``"auto"``, optional
+        Keep each analysed track's embedding in this file (``auto``: beside
+        ``out``, see :func:`mirtag.runtime.embeddings.sidecar_for`), resumed with
+        the rows: a kept row whose vector is missing is analysed again.
+    engine : callable(settings, card) -> scanner, optional
+        Makes the object that tags the files (default: a local :class:`Scanner`);
+        anything with ``card``, ``provider``, ``run(files, cancel)`` and ``close()``,
+        such as :class:`mirtag.runtime.rayscan.RayScanner`.
 
     Yields
     ------
     dict
         A schema-version-1 row (see README): path, status, error, warning, duration,
         windows, file identity, model, coverage and per-head probabilities / top / vote.
+
+    Raises
+    ------
+    OutputLockedError, OutputConflictError, OutputError
+        ``out`` is in use by another scan, is not a mirtag output or holds rows
+        made with other settings, or cannot be written.
     """
+    from .output import open_output
+    from .rows import format_of, row_key
+
     paths = list(paths)
-    files = list(iter_audio_files(paths, include=include, exclude=exclude, follow_symlinks=follow_symlinks))
-    files = shard_files(files, paths, shard)
-    todo = [f for f in files if skip is None or not skip(f)]
-    total = len(todo)
-    if progress:
-        progress(0, total, None)
-    if not todo:
-        return
-    with Scanner(settings) as scanner:
-        for i, row in enumerate(scanner.run(todo, cancel), 1):
+    settings = settings or ScanSettings()
+    if embeddings is not None and not settings.embeddings:
+        settings = dataclasses.replace(settings, embeddings=True)
+    card = load_scan_card(settings)
+    emb = None
+
+    def open_embeddings(kept_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal emb
+        from . import embeddings as emb_mod
+
+        if embeddings == "auto" and (out is None or os.fspath(out) == "-"):
+            raise ParameterError("embeddings='auto' names the file after out; give a file name")
+        emb_file = emb_mod.sidecar_for(out) if embeddings == "auto" else embeddings
+        emb, have = emb_mod.open_for_scan(emb_file, emb_mod.embedding_dim(card), emb_mod.card_meta(card), kept_rows)
+        # A kept track without its vector is analysed again (error rows have none to want).
+        return [r for r in kept_rows if r.get("status") != "ok" or row_key(r) in have]
+
+    output = None
+    complete = False
+    try:
+        if out is not None:
+            fmt = format_of(os.fspath(out), fmt)
+            output = open_output(out, fmt, heads=[h.name for h in card.heads], model_sha256=card.sha256,
+                                 coverage=settings.coverage, settings=output_settings(settings), resume=resume,
+                                 retry_errors=retry_errors, select=open_embeddings if embeddings is not None else None)
+        elif embeddings is not None:
+            open_embeddings([])
+        kept = output.kept if output is not None else {}
+        files = list(iter_audio_files(paths, include=include, exclude=exclude, follow_symlinks=follow_symlinks))
+        files = shard_files(files, paths, shard)
+        todo = [f for f in files if f not in kept and (skip is None or not skip(f))]
+        stats = ScanStats(card.ref, total=len(todo), skipped=len(files) - len(todo),
+                          kept_errors=output.kept_errors if output is not None else 0)
+        if not todo:
+            if on_start:
+                on_start(stats)
             if progress:
-                progress(i, total, row)
-            yield row
+                progress(0, 0, None)
+            complete = True
+            return
+        scanner = Scanner(settings, card=card) if engine is None else engine(settings, card)
+        with contextlib.closing(scanner):
+            stats.provider = scanner.provider
+            if on_start:
+                on_start(stats)
+            if progress:
+                progress(0, stats.total, None)
+            for i, row in enumerate(scanner.run(todo, cancel), 1):
+                vector = row.get("embedding")
+                if output is not None:
+                    output.write({k: v for k, v in row.items() if k != "embedding"} if vector is not None else row)
+                if emb is not None and vector is not None:
+                    emb.add(row, vector)
+                if row["status"] == "ok":
+                    stats.ok += 1
+                    stats.audio_s += row["duration_s"] or 0.0
+                else:
+                    stats.error += 1
+                if progress:
+                    progress(i, stats.total, row)
+                yield row
+            complete = cancel is None or not cancel.is_set()
+    finally:
+        try:
+            if output is not None:
+                output.close(complete=complete)
+        finally:
+            if emb is not None:
+                emb.close()
+
+
+def load_scan_card(settings: ScanSettings):
+    """The classifier card a scan with ``settings`` uses (the shipped default when ``settings.model`` is None)."""
+    card = resolve_model(None) if settings.model is None else load_card(settings.model)
+    if card.model_type != "classifier":
+        raise MirtagError(f"{card.path}: is a {card.model_type}, not a classifier")
+    return card

@@ -641,7 +641,14 @@ def update_scan_rows(rows_path: str | os.PathLike[str], updated: dict[str, tuple
     """
     if not updated:
         return 0
+    from .output import OutputLock
+
     rows_path = Path(rows_path)
+    with OutputLock(rows_path):  # a scan appending to the same output would otherwise lose rows
+        return _update_scan_rows(rows_path, updated)
+
+
+def _update_scan_rows(rows_path: Path, updated: dict[str, tuple[int, int]]) -> int:
     fmt = rows_mod.format_of(str(rows_path), None)
     stored = rows_mod.read_rows(rows_path, fmt)
     n = 0

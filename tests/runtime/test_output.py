@@ -1,0 +1,157 @@
+"""The scan output: one resume function for CLI and embedders, the lock, foreign files, error retries, temp files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mirtag.runtime.output import OutputLockedError, open_output
+from mirtag.runtime.rows import OutputConflictError, read_rows
+from mirtag.runtime.scan import ScanSettings, scan
+
+from tests.conftest import music_like
+
+TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
+SHA = "0" * 64
+
+
+def _row(path: Path, status: str = "ok", **extra) -> dict:
+    st = path.stat()
+    row = {
+        "schema_version": 1,
+        "path": str(path),
+        "path_b64": None,
+        "status": status,
+        "error": None if status == "ok" else "timed out after 600 s",
+        "warning": None,
+        "duration_s": 1.0,
+        "n_windows": 1,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "model": "tiny@0.0.1",
+        "model_sha256": SHA,
+        "coverage": "full",
+        "heads": None,
+    }
+    row.update(extra)
+    return row
+
+
+def _open(out, **kw):
+    return open_output(out, Path(out).suffix[1:], heads=["genre"], model_sha256=SHA, coverage="full", **kw)
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    for p in (a, b):
+        sf.write(p, np.zeros(100, np.float32), 22050)
+    return a, b
+
+
+def test_error_rows_are_retried_by_default_and_kept_with_retry_errors_false(tmp_path, two_files):
+    a, b = two_files
+    out = tmp_path / "t.jsonl"
+    out.write_text(json.dumps(_row(a)) + "\n" + json.dumps(_row(b, "error")) + "\n")
+    o = _open(out)
+    assert set(o.kept) == {str(a)} and o.kept_errors == 0
+    o.close()
+    assert [r["path"] for r in read_rows(out, "jsonl")] == [str(a)], "the error row is dropped, its file rescanned"
+    out.write_text(json.dumps(_row(a)) + "\n" + json.dumps(_row(b, "error")) + "\n")
+    o = _open(out, retry_errors=False)
+    assert set(o.kept) == {str(a), str(b)} and o.kept_errors == 1
+    o.close()
+
+
+def test_a_second_open_on_a_locked_output_fails_at_once_naming_the_holder(tmp_path):
+    out = tmp_path / "t.jsonl"
+    first = _open(out)
+    t0 = time.monotonic()
+    with pytest.raises(OutputLockedError, match=f"PID {os.getpid()}"):
+        _open(out)
+    assert time.monotonic() - t0 < 1.0
+    first.close()
+    _open(out).close()  # released on close
+    assert not Path(f"{out}.lock").exists()
+
+
+def test_a_lock_holder_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
+    out = tmp_path / "t.jsonl"
+    code = (
+        "import sys, time; from mirtag.runtime.output import OutputLock; "
+        f"OutputLock({str(out)!r}).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputLockedError, match=f"PID {holder.pid}"):
+            _open(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    _open(out).close()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("diary.jsonl", "dear diary\ntoday I scanned nothing\n"),
+        ("notes.jsonl", '{"mood": "happy"}\n'),
+        ("playlist.csv", "path,title\n/music/a.mp3,A\n"),
+        ("list.json", '[{"path": "/music/a.mp3"}]'),
+        ("object.json", '{"path": "/music/a.mp3"}'),
+        ("text.json", "not json at all"),
+    ],
+)
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_file_that_is_not_mirtag_output_is_refused_and_left_untouched(tmp_path, name, content, resume):
+    out = tmp_path / name
+    out.write_text(content)
+    with pytest.raises(OutputConflictError, match="not a mirtag output"):
+        _open(out, resume=resume)
+    assert out.read_text() == content
+    assert not Path(f"{out}.lock").exists() and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_temp_files_of_an_interrupted_writer_are_removed(tmp_path, two_files):
+    a, _ = two_files
+    out = tmp_path / "t.json"
+    (tmp_path / "t.partial.jsonl").write_text(json.dumps(_row(a)) + "\n")
+    stale = [tmp_path / ".t.json.12345.tmp", tmp_path / ".t.partial.jsonl.999.tmp", tmp_path / ".t.json.tmp"]
+    for p in stale:
+        p.write_text("half")
+    o = _open(out)
+    assert set(o.kept) == {str(a)}
+    o.close()
+    assert not any(p.exists() for p in stale)
+    assert [r["path"] for r in json.loads(out.read_text())] == [str(a)]
+
+
+def test_embedders_resume_through_scan_out(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3):
+        sf.write(lib / f"s{i}.wav", music_like(22050, 1.5, seed=i), 22050)
+    (lib / "bad.wav").write_text("not audio")
+    out = tmp_path / "tags.jsonl"
+    settings = ScanSettings(model=TINY, device="cpu", workers=1)
+    stats = []
+    first = list(scan([lib], settings, out=out, on_start=stats.append))
+    assert len(first) == 4 and len(read_rows(out, "jsonl")) == 4
+    assert (stats[0].total, stats[0].skipped) == (4, 0) and (stats[0].ok, stats[0].error) == (3, 1)
+    # The error row is retried by default; the ok rows are kept.
+    again = list(scan([lib], settings, out=out, on_start=stats.append))
+    assert [os.path.basename(r["path"]) for r in again] == ["bad.wav"]
+    assert (stats[1].total, stats[1].skipped) == (1, 3)
+    kept = list(scan([lib], settings, out=out, retry_errors=False, on_start=stats.append))
+    assert kept == [] and stats[2].skipped == 4 and stats[2].output_errors == 1
+    assert len(list(scan([lib], settings, out=out, resume=False))) == 4
+    rows = read_rows(out, "jsonl")
+    assert sorted(os.path.basename(r["path"]) for r in rows) == ["bad.wav", "s0.wav", "s1.wav", "s2.wav"]
