@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from mirtag.cli.options import DEVICE_HELP, check_device
-from mirtag.runtime.errors import MirtagError, ParameterError
+from mirtag.runtime.errors import ParameterError
 
 _LOGGER = logging.getLogger("mirtag")
 
@@ -27,8 +29,21 @@ map_app = typer.Typer(
 HeadOpt = Annotated[str, typer.Option("--head", help="Classifier head to map.")]
 DimsOpt = Annotated[tuple[int, int], typer.Option("--dims", help="The two code dims of the plane: x then y (0-based).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the noise vector that fixes every other dim of z.")]
-GenOpt = Annotated[Optional[Path], typer.Option("--generator", help="Generator .onnx/.onnx.json or folder (default: the shipped one).")]
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Classifier .onnx/.onnx.json or folder (default: the generator folder's).")]
+MapSeedOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--seed",
+        help="Seed of the noise vector that fixes every other generator input (default: of seeds "
+        "0-9, the one whose map shows the most labels).",
+    ),
+]
+GenOpt = Annotated[
+    Optional[Path], typer.Option("--generator", help="Generator .onnx/.onnx.json or folder (default: the shipped one).")
+]
+ModelOpt = Annotated[
+    Optional[Path],
+    typer.Option("--model", help="Classifier .onnx/.onnx.json or folder (default: the generator folder's)."),
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP, callback=check_device)]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Also write the numbers as JSON here.")]
 
@@ -57,49 +72,59 @@ def _write_json(path: Optional[Path], data: dict[str, Any]) -> None:
     _say(f"wrote {path}")
 
 
-def _shares(labels: list[str], argmax) -> str:
+def _summary(labels: list[str], argmax) -> str:
+    """``Pop/Rock 41%, Jazz 22%, ...``: each label's share of the map's cells, largest first."""
     import numpy as np
 
-    a = np.asarray(argmax).ravel()
-    parts = [(labels[k], float((a == k).mean())) for k in range(len(labels)) if (a == k).any()]
-    return ", ".join(f"{lab} {s:.0%}" for lab, s in sorted(parts, key=lambda p: -p[1]))
+    from mirtag.runtime.genremap import cell_shares
+
+    share = cell_shares(np.asarray(argmax), len(labels))
+    return ", ".join(f"{labels[k]} {share[k]:.0%}" for k in np.argsort(-share, kind="stable") if share[k] > 0)
 
 
-def place_tracks(grid: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    """Scanned tracks (``mirtag scan`` JSONL or JSON rows) at the grid cell nearest (L1) to their head probabilities."""
+def _median(values: list[float]) -> float:
     import numpy as np
 
-    from mirtag.runtime import rows as rows_mod
-    from mirtag.runtime.genremap import nearest_cells
+    return float(np.median(values))
 
-    if not path.is_file():
-        raise MirtagError(f"{path}: no such tracks file (JSONL rows from mirtag scan)")
-    rows = rows_mod.read_rows(path, "json" if path.suffix.lower() == ".json" else "jsonl")
-    head, labels = grid["head"], list(grid["labels"])
-    vectors, kept, skipped, other_model = [], [], 0, 0
-    for row in rows:
-        info = ((row.get("heads") or {}) if isinstance(row, dict) else {}).get(head)
-        probs = info.get("probs") if isinstance(info, dict) else None
-        if row.get("status", "ok") != "ok" or not isinstance(probs, dict) or set(probs) != set(labels):
-            skipped += 1
-            continue
-        if row.get("model") and row["model"] != grid.get("classifier"):
-            other_model += 1
-        vectors.append([float(probs[lab]) for lab in labels])
-        kept.append(row)
-    if skipped:
-        _LOGGER.warning("%s: %d rows skipped (errors, or no %r head with the labels %s)", path, skipped, head, labels)
-    if other_model:
-        _LOGGER.warning("%s: %d rows were tagged by another model than %s", path, other_model, grid.get("classifier"))
-    if not kept:
-        raise MirtagError(f"{path}: no row has {head!r} probabilities with the labels {labels}")
-    axis = grid["axis"]
-    tracks = []
-    for row, (iy, ix, dist) in zip(kept, nearest_cells(grid, np.asarray(vectors))):
-        p = rows_mod.path_from_row(row)
-        tracks.append({"path": row.get("path", p), "stem": Path(p).stem, "ix": ix, "iy": iy,
-                       "x": axis[ix], "y": axis[iy], "l1": round(dist, 6)})
-    return tracks
+
+@contextmanager
+def _progress(what: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal; yields ``update(done, total)``."""
+    if quiet or not _err().is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_err(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _seed(gm, head: str, dims: tuple[int, int], seed: Optional[int]) -> int:
+    """``--seed``, or the seed the rule picks (:meth:`GenreMap.pick_seed`), said on stderr."""
+    if seed is not None:
+        return seed
+    from mirtag.runtime.genremap import MAP_SEEDS, SHOWN_SHARE
+
+    picked, shares = gm.pick_seed(head, dims)
+    shown = sum(s >= SHOWN_SHARE for s in shares[picked])
+    _say(
+        f"seed {picked}: of seeds {MAP_SEEDS[0]}-{MAP_SEEDS[-1]}, the one whose map shows the most {head} labels "
+        f"({shown} with >= {SHOWN_SHARE:.0%} of a 7 x 7 preview); --seed N picks another"
+    )
+    return picked
 
 
 @map_app.command("grid")
@@ -109,22 +134,33 @@ def grid_cmd(
     head: HeadOpt = "genre",
     dims: DimsOpt = (0, 1),
     grid: Annotated[int, typer.Option("--grid", min=2, max=401, help="Points per axis.")] = 41,
-    seed: SeedOpt = 0,
+    seed: MapSeedOpt = None,
     generator: GenOpt = None,
     model: ModelOpt = None,
-    tracks: Annotated[Optional[Path], typer.Option("--tracks", help="mirtag scan JSONL: place its tracks on the map.")] = None,
+    tracks: Annotated[
+        Optional[Path], typer.Option("--tracks", help="mirtag scan output (.csv, .jsonl, .json): place its tracks.")
+    ] = None,
     device: DeviceOpt = "cpu",
 ) -> None:
     """Colour the plane of two code dims by the classifier's top label."""
     from mirtag.cli.plots import plot_grid
+    from mirtag.runtime.genremap import place_tracks, read_tracks
 
     gm = _load(generator, model, device)
-    result = gm.grid(head=head, dims=dims, n=grid, seed=seed)
-    if tracks is not None:
-        result["tracks"] = place_tracks(result, tracks)
-        _say(f"placed {len(result['tracks'])} tracks")
+    labels = list(gm.head(head).labels)
+    scanned = read_tracks(tracks, head, labels, gm.classifier.ref) if tracks is not None else None  # before any work
+    seed = _seed(gm, head, dims, seed)
+    with _progress(f"{head} map, {grid} x {grid} windows") as update:
+        result = gm.grid(head=head, dims=dims, n=grid, seed=seed, progress=update)
+    if scanned is not None:
+        result["tracks"] = place_tracks(result, scanned)
+        off = sum(t["top"] != t["cell_top"] for t in result["tracks"])
+        _say(
+            f"placed {len(scanned)} tracks; {off} sit on a cell whose top {head} is not their own "
+            f"(median fit distance {_median([t['l1'] for t in result['tracks']]):.2f})"
+        )
     plot_grid(result, out)
-    _say(f"wrote {out}  ({result['head']}: {_shares(result['labels'], result['argmax'])})")
+    _say(f"wrote {out}  ({result['head']}: {_summary(result['labels'], result['argmax'])})")
     _write_json(data, result)
 
 
@@ -170,9 +206,13 @@ def gallery_cmd(
 
     gm = _load(generator, model, device)
     labels = list(gm.head(head).labels)
-    gallery = gm.gallery(head=head, per_label=per_label, n_samples=samples, seed=seed)
-    title = f"{gm.generator.ref} \u2192 {gm.classifier.ref}: most confident {head} of {samples} samples, seed {seed}"
-    plot_gallery(gallery, labels, out, title=title)
+    with _progress(f"{samples} generated windows") as update:
+        gallery = gm.gallery(head=head, per_label=per_label, n_samples=samples, seed=seed, progress=update)
+    title = (
+        f"{gm.generator.ref} \u2192 {gm.classifier.ref}: for each {head}, the generated windows the classifier "
+        f"is most sure of (of {samples} random ones, seed {seed}; p = its probability)"
+    )
+    plot_gallery(gallery, labels, out, title=title, head=head)
     empty = [lab for lab in labels if not gallery[lab]]
     _say(f"wrote {out}" + (f"  (never on top: {', '.join(empty)})" if empty else ""))
 
@@ -189,7 +229,9 @@ def distribution_cmd(
 ) -> None:
     """How often each label is on top over N random generated windows; a table (label, count, share) on stdout."""
     gm = _load(generator, model, device)
-    result = gm.distribution(head=head, n=n, seed=seed)
+    gm.head(head)  # a wrong head fails before any work
+    with _progress(f"{n} generated windows") as update:
+        result = gm.distribution(head=head, n=n, seed=seed, progress=update)
     if sum(result["counts"].values()) != n:  # pragma: no cover - an invariant
         raise ParameterError("counts do not sum to n")
     typer.echo("label\tcount\tshare")

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import decisions
 from .card import Head, ModelCard, exported_dir, load_card, read_registry, resolve_model
 from .errors import ModelLoadError, ParameterError
 from .session import Session, create_session
@@ -42,7 +43,9 @@ from .session import Session, create_session
 _LOGGER = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 64
+"""Noise vectors generated and classified per call: memory is bounded by one batch of generator activations
+(the map commands peaked at 1.6 GB RSS with 256, about 0.56 GB with 64, at the same speed)."""
 PROB_DIGITS = 6
 """Probabilities in the returned dicts are rounded to this many decimals (JSON size)."""
 
@@ -54,6 +57,21 @@ def noise_vector(seed: int, latent_size: int = 128) -> np.ndarray:
 
 SHOWN_SHARE = 0.03
 """A label "shows" on a map when it is the top label of at least this share of the cells (the map targets)."""
+
+MAP_SEEDS = tuple(range(10))
+"""The seeds whose maps the targets count (and among which the map commands pick their default seed)."""
+MIN_LABELS_SHOWN = 3
+"""Target: a seed's map over code dims 0 and 1 shows at least this many labels..."""
+MAPS_TARGET = 8
+"""...for at least this many of the :data:`MAP_SEEDS`."""
+TV_TARGET = 0.3
+"""Target: total variation distance between the generated and the real top-label distribution."""
+COVERAGE_REAL_SHARE = 0.03
+COVERAGE_GENERATED_SHARE = 0.01
+"""Target: every label with at least 3 % of real top labels gets at least 1 % of generated ones."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``, called as batches finish."""
 
 
 def plane_z(base: np.ndarray, code_offset: int, dims: Sequence[int], n: int) -> np.ndarray:
@@ -266,9 +284,15 @@ class GenreMap:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def classify(self, windows: np.ndarray, head: str) -> np.ndarray:
-        """The head's probabilities of each window: (n, n_labels) float32."""
-        self.head(head)
-        return self.session.run(windows)[head]
+        """The head's calibrated probabilities of each window, as ``scan`` reports them: (n, n_labels) float32.
+
+        Calibration (the head's temperature, :func:`mirtag.runtime.decisions.calibrate`)
+        keeps each window's top label; it makes a cell's numbers comparable with
+        a scanned track's.
+        """
+        spec = self.head(head)
+        raw = self.session.run(windows)[head]
+        return decisions.calibrate(raw, spec.kind, spec.temperature).astype(np.float32)
 
     def _batches(self, z: np.ndarray, head: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(start, windows, probs) per batch of z: never holds more than one batch of windows."""
@@ -276,10 +300,15 @@ class GenreMap:
             windows = self.generate(z[s : s + self.batch_size])
             yield s, windows, self.classify(windows, head)
 
-    def probs(self, z: np.ndarray, head: str) -> np.ndarray:
-        """Generate and classify noise vectors: (n, n_labels) float32."""
+    def probs(self, z: np.ndarray, head: str, progress: Progress | None = None) -> np.ndarray:
+        """Generate and classify noise vectors: (n, n_labels) float32 (``progress(done, n)`` per batch)."""
         spec = self.head(head)
-        parts = [p for _, _, p in self._batches(np.asarray(z, np.float32), head)]
+        z = np.asarray(z, np.float32)
+        parts = []
+        for s, _, p in self._batches(z, head):
+            parts.append(p)
+            if progress is not None:
+                progress(s + len(p), len(z))
         return np.concatenate(parts) if parts else np.zeros((0, len(spec.labels)), np.float32)
 
     def _random_z(self, n: int, seed: int) -> Iterator[np.ndarray]:
@@ -295,7 +324,8 @@ class GenreMap:
                 "code_offset": self.code_offset}
 
     # ------------------------------------------------------------------ maps
-    def grid(self, head: str = "genre", dims: Sequence[int] = (0, 1), n: int = 41, seed: int = 0) -> dict[str, Any]:
+    def grid(self, head: str = "genre", dims: Sequence[int] = (0, 1), n: int = 41, seed: int = 0,
+             progress: Progress | None = None) -> dict[str, Any]:
         """The head's probabilities over an n x n grid of the plane of two code dims.
 
         Code dim ``dims[0]`` runs along x (``ix``), ``dims[1]`` along y (``iy``),
@@ -316,9 +346,37 @@ class GenreMap:
         base = self.noise(seed)
         axis = np.linspace(-1.0, 1.0, n)
         z = plane_z(base, self.code_offset, dims, n)
-        p = self.probs(z, head).reshape(n, n, -1)
+        p = self.probs(z, head, progress).reshape(n, n, -1)
         return {**self._base(head, dims, seed), "axis": axis.tolist(), "z": base.tolist(),
                 "argmax": p.argmax(axis=2).tolist(), "probs": _rounded(p)}
+
+    def pick_seed(self, head: str = "genre", dims: Sequence[int] = (0, 1), seeds: Sequence[int] = MAP_SEEDS,
+                  n: int = 7) -> tuple[int, dict[int, list[float]]]:
+        """The seed whose map shows the most labels, by a rule (the default seed of the map commands).
+
+        Each seed's plane is previewed on an ``n`` x ``n`` grid; the pick shows
+        the most labels (top label of at least :data:`SHOWN_SHARE` of the
+        cells), then has the smallest largest share (the most even map), then
+        the lowest seed.
+
+        Returns
+        -------
+        seed : int
+        shares : dict
+            Seed -> each label's share of its preview's cells.
+        """
+        dims = self._dims(dims)
+        spec = self.head(head)
+        shares = {}
+        for seed in seeds:
+            z = plane_z(self.noise(seed), self.code_offset, dims, n)
+            shares[int(seed)] = cell_shares(self.probs(z, head).argmax(axis=1), len(spec.labels)).tolist()
+
+        def rank(seed: int) -> tuple:
+            s = np.asarray(shares[seed])
+            return (-int((s >= SHOWN_SHARE).sum()), float(s.max()), seed)
+
+        return min(shares, key=rank), shares
 
     def line(self, x0: float, y0: float, x1: float, y1: float, head: str = "genre", dims: Sequence[int] = (0, 1),
              n: int = 101, seed: int = 0) -> dict[str, Any]:
@@ -350,7 +408,7 @@ class GenreMap:
                 "points": np.stack([xs, ys], axis=1).tolist(), "argmax": p.argmax(axis=1).tolist(), "probs": _rounded(p)}
 
     def gallery(self, head: str = "genre", per_label: int = 3, n_samples: int = 2000,
-                seed: int = 0) -> dict[str, list[tuple[np.ndarray, float]]]:
+                seed: int = 0, progress: Progress | None = None) -> dict[str, list[tuple[np.ndarray, float]]]:
         """The most confident generated windows of each label.
 
         Draws ``n_samples`` noise vectors (all dims uniform, the seed's generator),
@@ -380,10 +438,12 @@ class GenreMap:
                 cand = best[k] + [(float(p[i, k]), offset + int(i), windows[i].copy()) for i in idx]
                 best[k] = sorted(cand, key=lambda c: (-c[0], c[1]))[:per_label]
             offset += len(z)
+            if progress is not None:
+                progress(offset, n_samples)
         return {labels[k]: [(w, prob) for prob, _, w in best[k]] for k in range(len(labels))}
 
     def distribution(self, head: str = "genre", n: int = 10000, seed: int = 0,
-                     batch: int | None = None) -> dict[str, Any]:
+                     batch: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """How often each label is on top over ``n`` random generated windows (all dims uniform).
 
         ``batch`` (default: the map's batch size) changes speed only, not the counts.
@@ -406,6 +466,8 @@ class GenreMap:
             counts = np.zeros(len(labels), np.int64)
             for z in self._random_z(n, seed):
                 counts += np.bincount(self.probs(z, head).argmax(axis=1), minlength=len(labels))
+                if progress is not None:
+                    progress(int(counts.sum()), n)
         finally:
             self.batch_size = saved
         return {"head": head, "labels": list(labels), "counts": {lab: int(c) for lab, c in zip(labels, counts)},
@@ -435,6 +497,94 @@ def nearest_cells(grid: dict[str, Any], vectors: np.ndarray) -> list[tuple[int, 
         d = np.abs(flat - row).sum(axis=1)
         i = int(np.argmin(d))
         out.append((i // n_x, i % n_x, float(d[i])))
+    return out
+
+
+def read_tracks(path: PathLike, head: str, labels: Sequence[str], classifier: str | None = None) -> list[dict[str, Any]]:
+    """Scanned tracks with the head's probabilities, from ``mirtag scan`` output (CSV, JSONL or JSON).
+
+    Read before any map is computed, so a wrong file fails at once.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv`` (the ``<head>_scores`` column), ``.json`` or ``.jsonl`` rows.
+    head : str
+        The head to read.
+    labels : sequence of str
+        The head's labels (the classifier's); a row must have all of them.
+    classifier : str, optional
+        The classifier's ``name@version``: rows tagged by another model are
+        counted in a warning (their numbers need not match the map's).
+
+    Returns
+    -------
+    list of dict
+        ``path``, ``stem`` and ``probs`` (in ``labels`` order) of each ok row.
+
+    Raises
+    ------
+    ParameterError
+        No such file, an unknown extension, or no row with the head's probabilities.
+    """
+    from . import rows as rows_mod
+
+    path = Path(path)
+    fmt = {".csv": "csv", ".json": "json", ".jsonl": "jsonl"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ParameterError(f"{path}: tracks must be mirtag scan output (.csv, .jsonl or .json)")
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such tracks file (mirtag scan output: .csv, .jsonl or .json)")
+    labels = list(labels)
+    tracks, skipped, other_model = [], 0, 0
+    for row in rows_mod.read_rows(path, fmt):
+        probs = _row_probs(row, head) if isinstance(row, dict) else None
+        if (row.get("status") or "ok") != "ok" or probs is None or set(probs) != set(labels):
+            skipped += 1
+            continue
+        if classifier and row.get("model") and row["model"] != classifier:
+            other_model += 1
+        p = rows_mod.path_from_row(row)
+        tracks.append({"path": row.get("path", p), "stem": Path(p).stem, "probs": [probs[lab] for lab in labels]})
+    if skipped:
+        _LOGGER.warning("%s: %d rows skipped (errors, or no %r head with the labels %s)", path, skipped, head, labels)
+    if other_model:
+        _LOGGER.warning("%s: %d rows were tagged by another model than %s", path, other_model, classifier)
+    if not tracks:
+        raise ParameterError(f"{path}: no row has {head!r} probabilities with the labels {labels}")
+    return tracks
+
+
+def _row_probs(row: dict[str, Any], head: str) -> dict[str, float] | None:
+    """A row's probabilities of ``head``: JSON rows' ``heads`` object or CSV's ``<head>_scores`` column."""
+    if "_csv" in row:
+        cell = row.get(f"{head}_scores") or ""
+        try:
+            pairs = [item.rsplit(":", 1) for item in cell.split(";") if item]
+            return {lab: float(v) for lab, v in pairs}
+        except ValueError:
+            return None
+    info = (row.get("heads") or {}).get(head)
+    probs = info.get("probs") if isinstance(info, dict) else None
+    return {k: float(v) for k, v in probs.items()} if isinstance(probs, dict) else None
+
+
+def place_tracks(grid: dict[str, Any], tracks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each track at the grid cell whose probabilities are nearest (L1) to its own.
+
+    Returns
+    -------
+    list of dict
+        ``path``, ``stem``, ``ix``, ``iy``, ``x``, ``y``; ``l1``: the fit
+        distance (0 = the cell says exactly what the track's scan said; up to 2);
+        ``top``: the track's own top label; ``cell_top``: the cell's.
+    """
+    labels, axis, arg = grid["labels"], grid["axis"], grid["argmax"]
+    vectors = np.asarray([t["probs"] for t in tracks], np.float64)
+    out = []
+    for t, v, (iy, ix, dist) in zip(tracks, vectors, nearest_cells(grid, vectors)):
+        out.append({"path": t["path"], "stem": t["stem"], "ix": ix, "iy": iy, "x": axis[ix], "y": axis[iy],
+                    "l1": round(dist, 6), "top": labels[int(np.argmax(v))], "cell_top": labels[arg[iy][ix]]})
     return out
 
 

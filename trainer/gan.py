@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ import numpy as np
 
 from mirtag.runtime.card import FrontendConfig, GeneratorSpec, ModelCard, TensorSpec, load_card, sha256_file
 from mirtag.runtime.errors import ModelLoadError
+from mirtag.runtime.genremap import (
+    COVERAGE_GENERATED_SHARE,
+    COVERAGE_REAL_SHARE,
+    MAP_SEEDS,
+    MIN_LABELS_SHOWN,
+    SHOWN_SHARE,
+    TV_TARGET,
+)
 
 from . import require_torch
 
@@ -47,8 +56,6 @@ F = torch.nn.functional
 
 _LOGGER = logging.getLogger(__name__)
 
-TV_TARGET = 0.3
-"""A checkpoint within this TV distance of the real genre distribution is preferred (the genre-map target)."""
 
 
 @dataclass
@@ -216,18 +223,18 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def coverage_ok(real: np.ndarray, fake: np.ndarray) -> bool:
-    """Every genre with >= 3 % of real predictions gets >= 1 % of generated ones."""
+    """Every genre with >= 3 % of real predictions gets >= 1 % of generated ones (the map targets' coverage)."""
     r, f = real / real.sum(), fake / max(fake.sum(), 1)
-    return bool(np.all(f[r >= 0.03] >= 0.01))
+    return bool(np.all(f[r >= COVERAGE_REAL_SHARE] >= COVERAGE_GENERATED_SHARE))
 
 
-def map_diversity(G, classifier, genre_head: str, cfg: GanConfig, seeds: range = range(10)) -> list[int]:
+def map_diversity(G, classifier, genre_head: str, cfg: GanConfig, seeds: Sequence[int] = MAP_SEEDS) -> list[int]:
     """Genres owning >= 3 % of the cells of each seed's ``map_grid`` x ``map_grid`` grid over code dims 0 and 1.
 
     The same noise vectors as ``mirtag map grid --seed S`` (``default_rng(S).uniform(-1, 1, latent)``),
     on a coarser grid, so a checkpoint can be chosen by how many maps show three genres or more.
     """
-    from mirtag.runtime.genremap import SHOWN_SHARE, cell_shares, noise_vector, plane_z
+    from mirtag.runtime.genremap import cell_shares, noise_vector, plane_z
 
     shown = []
     device = next(G.parameters()).device
@@ -396,7 +403,7 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
                 shown = map_diversity(G, classifier, genre_head, cfg)
             tv = total_variation(real_dist.astype(float), fake_dist.astype(float))
             ok = coverage_ok(real_dist.astype(float), fake_dist.astype(float))
-            maps = sum(k >= 3 for k in shown)
+            maps = sum(k >= MIN_LABELS_SHOWN for k in shown)
             row = {"step": step, "wasserstein": w_est, "mi_loss": mi, "diversity": div_v, "tv": tv, "coverage_ok": ok,
                    "maps_3_genres": maps, "genres_per_map": shown,
                    "seconds_per_step": (time.time() - t_last) / cfg.eval_every,

@@ -112,3 +112,41 @@ def test_errors_are_mirtag_errors_with_one_line(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("mirtag: error:") and "no head 'mood'" in err and err.count("\n") == 1
+
+
+def test_grid_places_the_tracks_of_the_csv_a_scan_writes(tmp_path):
+    import soundfile as sf
+
+    from tests.synth import music_like
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):
+        sf.write(music / f"song{i}.wav", music_like(22050, 3.5, seed=i), 22050)
+    tags = tmp_path / "tags.csv"
+    scan = runner.invoke(app, ["scan", str(music), "--out", str(tags), "--model", TINYGEN, "--device", "cpu", "-q"])
+    assert scan.exit_code == 0, scan.output
+    data = tmp_path / "map.json"
+    result = invoke("grid", "--out", str(tmp_path / "map.png"), "--data", str(data), "--grid", "9", "--tracks", str(tags))
+    placed = json.loads(data.read_text())["tracks"]
+    assert sorted(t["stem"] for t in placed) == ["song0", "song1", "song2"]
+    for t in placed:  # the fit distance, the track's own top label and its cell's
+        assert 0 <= t["l1"] <= 2 and t["top"] in ("rock", "jazz", "classical") and t["cell_top"]
+    assert "placed 3 tracks" in result.stderr and "median fit distance" in result.stderr
+
+
+def test_grid_checks_the_tracks_file_before_any_work(tmp_path):
+    bad = tmp_path / "notes.csv"
+    bad.write_text("path,comment\n/music/a.flac,nice\n")
+    for tracks, why in ((bad, "no row has 'genre' probabilities"), (tmp_path / "tags.txt", "must be mirtag scan output")):
+        result = runner.invoke(app, ["map", "grid", "--out", str(tmp_path / "m.png"), "--generator", TINYGEN,
+                                     "--tracks", str(tracks)])
+        assert isinstance(result.exception, MirtagError) and why in str(result.exception)
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_grid_without_a_seed_picks_one_by_the_rule_and_says_so(tmp_path):
+    data = tmp_path / "map.json"
+    result = invoke("grid", "--out", str(tmp_path / "map.png"), "--data", str(data), "--grid", "5")
+    seed = json.loads(data.read_text())["seed"]
+    assert f"seed {seed}: of seeds 0-9, the one whose map shows the most genre labels" in result.stderr

@@ -214,3 +214,41 @@ def test_genremap_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"mirtag.runtime.genremap imported {out.stdout.strip()}"
+
+
+def test_the_default_seed_is_the_one_whose_map_shows_the_most_labels(gm):
+    from mirtag.runtime.genremap import SHOWN_SHARE, cell_shares
+
+    seed, shares = gm.pick_seed("genre", (0, 1), seeds=range(5), n=7)
+    shown = {}
+    for s in range(5):
+        g = gm.grid("genre", (0, 1), n=7, seed=s)
+        share = cell_shares(np.asarray(g["argmax"]), 3)
+        np.testing.assert_allclose(shares[s], share)
+        shown[s] = (-(share >= SHOWN_SHARE).sum(), share.max(), s)
+    assert seed == min(shown, key=shown.get)
+
+
+def test_long_map_computations_report_progress(gm):
+    calls = []
+    gm.distribution("genre", n=300, seed=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (300, 300) and len(calls) == -(-300 // gm.batch_size)
+    calls.clear()
+    gm.grid("genre", n=9, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (81, 81)
+
+
+def test_map_probabilities_are_calibrated_like_scanned_ones(tmp_path):
+    from mirtag.runtime.decisions import calibrate
+
+    shutil.copytree(TINYGEN, tmp_path / "tinygen")
+    shutil.copytree(TINY, tmp_path / "tiny")
+    card = json.loads((tmp_path / "tiny" / "tiny.onnx.json").read_text())
+    next(h for h in card["heads"] if h["name"] == "quadrant")["temperature"] = 2.0
+    (tmp_path / "tiny" / "tiny.onnx.json").write_text(json.dumps(card))
+    warm = load_pair(tmp_path / "tinygen", threads=1)
+    windows = warm.generate(np.random.default_rng(0).uniform(-1, 1, (4, warm.latent_size)).astype(np.float32))
+    raw = warm.session.run(windows)["quadrant"]
+    got = warm.classify(windows, "quadrant")
+    np.testing.assert_allclose(got, calibrate(raw, "softmax", 2.0), atol=1e-6)
+    assert np.abs(got - raw).max() > 0.01 and (got.argmax(axis=1) == raw.argmax(axis=1)).all()
