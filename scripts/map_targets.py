@@ -61,9 +61,13 @@ def main() -> None:
     print("\n| genre | real windows | generated |\n|---|---|---|")
     for k, r, g in zip(labels, real, gen):
         print(f"| {k} | {r:.3f} | {g:.3f} |")
-    print(f"\nTV distance over {args.samples} samples: {tv:.3f} (target <= {TV_TARGET}): {'PASS' if tv <= TV_TARGET else 'FAIL'}")
-    print(f"every genre >= {COVERAGE_REAL_SHARE:.0%} of real gets >= {COVERAGE_GENERATED_SHARE:.0%} generated: "
-          f"{'PASS' if covered else 'FAIL'}")
+    print(
+        f"\nTV distance over {args.samples} samples: {tv:.3f} (target <= {TV_TARGET}): {'PASS' if tv <= TV_TARGET else 'FAIL'}"
+    )
+    print(
+        f"every genre >= {COVERAGE_REAL_SHARE:.0%} of real gets >= {COVERAGE_GENERATED_SHARE:.0%} generated: "
+        f"{'PASS' if covered else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

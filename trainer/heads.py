@@ -158,7 +158,11 @@ HEADS: tuple[HeadSpec, ...] = (
         SIGMOID,
         "multi",
         decisions="validation threshold",
-        card=(CardRow("tags_macro_roc_auc", "Teacher tags macro ROC-AUC (vs the teacher's decisions on test audio)", 0.90),),
+        card=(
+            CardRow(
+                "tags_macro_roc_auc", "Teacher tags macro ROC-AUC (vs the teacher's decisions on test audio)", 0.90
+            ),
+        ),
     ),
 )
 """The built-in views, in the order reports and the model card list them."""
