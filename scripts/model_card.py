@@ -197,14 +197,15 @@ def main() -> None:
         if args.map_targets and args.map_targets.is_file():
             lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
                       args.map_targets.read_text().strip()]
-    # the decisions section is written by scripts/tune_decisions.py: keep it across regenerations
+    # sections other scripts write (scripts/teacher_gate.py, scripts/tune_decisions.py): kept across regenerations
     old = args.out.read_text() if args.out.is_file() else ""
-    begin, end = "<!-- decisions:begin -->", "<!-- decisions:end -->"
     text = "\n".join(lines) + "\n"
-    if begin in old and end in old and begin not in text:
-        block = old[old.index(begin): old.index(end) + len(end)]
-        anchor = "## Ablations"
-        text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
+    for name in ("gate", "decisions"):
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in old and end in old and begin not in text:
+            block = old[old.index(begin): old.index(end) + len(end)]
+            anchor = "## Ablations"
+            text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
     args.out.write_text(text)
     print(args.out)
 

@@ -77,7 +77,7 @@ def clips(data: Path | None, debian: Path | None, splits_dir: Path, only: set[st
     """(key, dataset, split, path) of every clip to label.
 
     Order (so a run cut short is most useful): labelled train clips, labelled test
-    clips (gate, evaluation), Debian, labelled validation clips.
+    clips (gate, evaluation), labelled validation clips, Debian.
     """
     rows: list[tuple[str, str, str, Path]] = []
     if data is not None:
@@ -93,8 +93,8 @@ def clips(data: Path | None, debian: Path | None, splits_dir: Path, only: set[st
             deb = [(f"debian/{r['file']}", "debian", "train", debian / r["file"]) for r in csv.DictReader(fh)]
     yield from (r for r in rows if r[2] == "train")
     yield from (r for r in rows if r[2] == "test")
-    yield from deb
     yield from (r for r in rows if r[2] not in ("train", "test"))
+    yield from deb
 
 
 class Teacher:
@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--debian-max-windows", type=int, default=48,
                     help="windows per Debian track at most, evenly spaced (0 = all)")
+    ap.add_argument("--eval-max-windows", type=int, default=10,
+                    help="windows per validation/test clip at most, evenly spaced (0 = all)")
+    ap.add_argument("--train-max-windows", type=int, default=0,
+                    help="windows per labelled training clip at most, evenly spaced (0 = all)")
     ap.add_argument("--limit", type=int, default=0, help="stop after this many new entries (testing)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -226,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 y, sr = load_mono(path)
-                starts, patches = teacher_patches(y, sr, args.debian_max_windows if ds == "debian" else 0)
+                cap = (args.debian_max_windows if ds == "debian" else
+                       args.train_max_windows if split == "train" else args.eval_max_windows)
+                starts, patches = teacher_patches(y, sr, cap)
                 res = teacher(patches)
             except Exception as exc:  # noqa: BLE001 - one bad file must not end a long labelling run
                 _LOGGER.warning("%s: failed: %s", key, " ".join(f"{type(exc).__name__}: {exc}".split()))
@@ -236,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             np.savez_compressed(tmp, starts=starts.astype(np.int32), **res)
             os.replace(tmp, target)
             man.write(json.dumps({"key": key, "dataset": ds, "split": split, "file": str(path), "entry": name,
+                                  "size": os.stat(path).st_size,
                                   "n_windows": len(starts), "seconds": round(len(y) / sr, 3)}) + "\n")
             man.flush()
             new += 1

@@ -19,8 +19,8 @@ written by ``scripts/teacher_label.py``; see docs/teacher.md). Then:
   without teacher windows is masked).
 
 A training window at frame ``s`` takes the teacher window whose start is nearest,
-when it lies within half a window hop (the teacher labels the runtime's own
-windows; a random training phase falls between two of them).
+when it lies within one window hop (the teacher labels the runtime's own windows,
+or an evenly spaced subset of them; a random training phase falls between two).
 """
 
 from __future__ import annotations
@@ -201,7 +201,10 @@ def attach(split, cache: TeacherCache, root, frontend_config,
             continue
         tw = cache.load(row)
         starts[i], tags[i], feats[i] = tw.starts, merged_probs(tw, merge), tw.features
-        sparse[i] = len(tw.starts) < len(window_starts(split.mels[i][0].shape[2], frontend_config))
+        # unlabelled widening (Debian) is sampled only near its labelled windows; labelled clips keep the
+        # trainer's own sampler (noise variants, random phase) whatever the teacher's density on them
+        sparse[i] = clip.dataset == "debian" and len(tw.starts) < len(
+            window_starts(split.mels[i][0].shape[2], frontend_config))
         target[i] = tags[i].mean(axis=0) >= DECISION
         mask[i] = 1.0
     if stats is None:

@@ -352,7 +352,7 @@ def make_batch(split: Split, items, cfg: TrainConfig):
     if split.teacher is not None:
         from . import distill
 
-        distill.window_targets(split, items, targets, masks, tolerance=c.window_hop // 2)
+        distill.window_targets(split, items, targets, masks, tolerance=c.window_hop)
     return x, targets, masks
 
 

@@ -103,6 +103,21 @@ def test_cache_reads_entries_and_skips_changed_files_and_cut_lines(tmp_path):
     assert cache.row(clip, None) is None
 
 
+def test_a_copied_cache_matches_by_key_and_size(tmp_path):
+    audio = tmp_path / "data" / "x" / "a.ogg"
+    audio.parent.mkdir(parents=True)
+    sf.write(audio, music_like(SR, 4.0, seed=2), SR, format="OGG", subtype="VORBIS")
+    clip = Clip(file="x/a.ogg", dataset="x")
+    folder = write_standin_cache(tmp_path / "teacher", [(clip.key, "x", "train", audio)])
+    row = json.loads((folder / "manifest.jsonl").read_text())
+    os.utime(audio, ns=(0, 10**9))  # another machine: same file, other mtime
+    assert TeacherCache(tmp_path / "teacher").row(clip, tmp_path / "data") is None, "no size recorded: no match"
+    (folder / "manifest.jsonl").write_text(json.dumps({**row, "size": audio.stat().st_size}) + "\n")
+    assert TeacherCache(tmp_path / "teacher").row(clip, tmp_path / "data") is not None
+    (folder / "manifest.jsonl").write_text(json.dumps({**row, "size": 1}) + "\n")
+    assert TeacherCache(tmp_path / "teacher").row(clip, tmp_path / "data") is None, "other size: no match"
+
+
 def test_nearest_window_and_sparse_epochs(tmp_path):
     t = distill.TeacherTargets(starts=[np.array([0, 64, 128]), np.array([0, 256])],
                                tags=[np.zeros((3, 2)), np.zeros((2, 2))], features=[None, None],
