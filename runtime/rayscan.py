@@ -49,6 +49,7 @@ import numpy as np
 from .card import load_card, resolve_model
 from .errors import MirtagError, MissingDependencyError, ParameterError
 from .scan import Scanner, ScanSettings, _File, _worker_main
+from .tagger import WindowAccumulator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -412,6 +413,7 @@ class RayScanner:
         items = []
         for file_id, path in enumerate(files):
             f = self._new_file(file_id, path)
+            f.acc = None  # made when its first window arrives: a million waiting files cost only their stat
             if f.error:
                 yield self._row(f, None)
                 continue
@@ -434,15 +436,19 @@ class RayScanner:
                 fresh = [i for i in idx if ks[i] >= 0 and int(ks[i]) not in p.got]
                 if fresh:
                     p.got.update(int(ks[i]) for i in fresh)
+                    if p.file.acc is None:
+                        p.file.acc = WindowAccumulator(self.card)
                     p.file.acc.add({name: batch[f"out_{name}"][fresh] for name in outputs}, batch["silent"][fresh])
                 for i in idx:
                     if ks[i] < 0:
                         p.marker, p.n = True, int(batch["n"][i])
                         p.file.seconds = float(batch["seconds"][i])
                         p.file.error = str(batch["error"][i]) or None
-                if p.marker and len(p.got) >= (p.n or 0):
+                if p.marker and (p.file.error or len(p.got) >= (p.n or 0)):
                     del pending[int(file_id)]
                     f = p.file
+                    if f.acc is None:
+                        f.acc = WindowAccumulator(self.card)
                     yield self._row(f, None if f.error else f.acc.result(f.seconds))
         for p in pending.values():  # Ray Data dropped their blocks after the retries
             p.file.error = "lost in the Ray pipeline (its task failed and Ray Data dropped it)"
