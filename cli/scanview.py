@@ -39,7 +39,7 @@ def _ray_engine(address: str | None, gpus_per_actor: float):
     def make(settings, card):
         from mirtag.runtime.rayscan import RayScanner, RaySettings
 
-        return RayScanner(settings, RaySettings(address=address, gpus_per_actor=gpus_per_actor))
+        return RayScanner(settings, RaySettings(address=address, gpus_per_actor=gpus_per_actor), card=card)
 
     return make
 

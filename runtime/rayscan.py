@@ -48,7 +48,7 @@ import numpy as np
 
 from .card import load_card, resolve_model
 from .errors import MirtagError, MissingDependencyError, ParameterError
-from .scan import Scanner, ScanSettings, _File, _worker_main
+from .scan import Scanner, ScanSettings, _File, _worker_main, load_scan_card
 from .tagger import WindowAccumulator
 
 _LOGGER = logging.getLogger(__name__)
@@ -294,15 +294,23 @@ class RayScanner:
         As for the local engine; ``workers`` is the CPU count of a local Ray instance.
     ray_settings : RaySettings
         Cluster address, GPUs per actor, actor count.
+    card : ModelCard, optional
+        The classifier, already loaded (default: from ``settings.model``).
+
+    Examples
+    --------
+    As the engine of :func:`mirtag.runtime.scan.scan` (resume, output and progress as for the local engine):
+
+    >>> from mirtag.runtime.rayscan import RayScanner, RaySettings
+    >>> from mirtag.runtime.scan import ScanSettings, scan
+    >>> ray_engine = lambda settings, card: RayScanner(settings, RaySettings(address="auto"), card=card)
+    >>> rows = scan(["/mnt/music"], ScanSettings(), out="tags.jsonl", engine=ray_engine)  # doctest: +SKIP
     """
 
-    def __init__(self, settings: ScanSettings | None = None, ray_settings: RaySettings | None = None):
+    def __init__(self, settings: ScanSettings | None = None, ray_settings: RaySettings | None = None, *, card=None):
         self.settings = settings or ScanSettings()
         self.ray_settings = rs = ray_settings or RaySettings()
-        s = self.settings
-        self.card = resolve_model(None) if s.model is None else load_card(s.model)
-        if self.card.model_type != "classifier":
-            raise MirtagError(f"{self.card.path}: is a {self.card.model_type}, not a classifier")
+        self.card = card if card is not None else load_scan_card(self.settings)
         self._ray = import_ray()
         self._owns_ray = False
         self._connected = False
