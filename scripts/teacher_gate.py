@@ -40,9 +40,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from tune_decisions import tag_split  # noqa: E402
 
 BEGIN, END = "<!-- gate:begin -->", "<!-- gate:end -->"
-KEYS = [("quadrant_accuracy", "Quadrant accuracy"), ("genre_macro_roc_auc", "Genre macro ROC-AUC"),
-        ("moods_macro_roc_auc", "Mood macro ROC-AUC"), ("emotify_genre_accuracy", "Emotify genre accuracy (3-way)"),
-        ("music_roc_auc", "Music vs not-music ROC-AUC"), ("emotions_mae", "Emotion shares MAE (lower is better)")]
+KEYS = [
+    ("quadrant_accuracy", "Quadrant accuracy"),
+    ("genre_macro_roc_auc", "Genre macro ROC-AUC"),
+    ("moods_macro_roc_auc", "Mood macro ROC-AUC"),
+    ("emotify_genre_accuracy", "Emotify genre accuracy (3-way)"),
+    ("music_roc_auc", "Music vs not-music ROC-AUC"),
+    ("emotions_mae", "Emotion shares MAE (lower is better)"),
+]
 
 
 def pooled(cache: TeacherCache, clips, root) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +86,10 @@ def probe_probs(heads, x, kinds) -> dict[str, np.ndarray]:
 
     with torch.no_grad():
         xt = torch.from_numpy(x)
-        return {h: (torch.softmax(m(xt), 1) if kinds[h] == "softmax" else torch.sigmoid(m(xt))).numpy()
-                for h, m in heads.items()}
+        return {
+            h: (torch.softmax(m(xt), 1) if kinds[h] == "softmax" else torch.sigmoid(m(xt))).numpy()
+            for h, m in heads.items()
+        }
 
 
 def judged(split: Split, probs, taxonomy, kinds) -> dict:
@@ -161,12 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.work) / "gate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rep, indent=1, default=str))
-    md = [BEGIN, "## The gate: linear probes on the teacher's features (`python scripts/teacher_gate.py`)", "",
-          (f"musicnn's pooled features (both 200-d penultimate layers and both 50-tag outputs, mean over the "
-           f"clip's windows) with one linear layer per head, trained on the training clips (weight decay {wd:g} "
-           f"picked on validation), against {card.ref} on the same {len(te.clips)} test clips (track level, "
-           "bootstrap 95 % intervals):"), "",
-          f"| head | {card.ref} | linear probe on the teacher |", "|---|---|---|"]
+    md = [
+        BEGIN,
+        "## The gate: linear probes on the teacher's features (`python scripts/teacher_gate.py`)",
+        "",
+        (
+            f"musicnn's pooled features (both 200-d penultimate layers and both 50-tag outputs, mean over the "
+            f"clip's windows) with one linear layer per head, trained on the training clips (weight decay {wd:g} "
+            f"picked on validation), against {card.ref} on the same {len(te.clips)} test clips (track level, "
+            "bootstrap 95 % intervals):"
+        ),
+        "",
+        f"| head | {card.ref} | linear probe on the teacher |",
+        "|---|---|---|",
+    ]
     md += [f"| {n} | {a} | {b} |" for n, a, b in rows]
     md += ["", END]
     text = "\n".join(md)
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         mc = Path(args.model_card)
         body = mc.read_text()
         if BEGIN in body:
-            body = body[: body.index(BEGIN)] + text + body[body.index(END) + len(END):]
+            body = body[: body.index(BEGIN)] + text + body[body.index(END) + len(END) :]
         else:
             anchor = "<!-- decisions:begin -->"
             body = body.replace(anchor, text + "\n\n" + anchor, 1) if anchor in body else body + "\n" + text + "\n"
