@@ -9,9 +9,12 @@ conventions, so librosa (a test-only dependency) can serve as their oracle:
 - :func:`median_filter` as ``scipy.ndimage.median_filter`` along one axis, ``mode="reflect"``
 
 The median filters are where a librosa HPSS pipeline spends 95 % of its time
-(2-D ``scipy.ndimage.median_filter``). Ours keep a sorted window per row and move
-one element per step with branch-free rank counting, which beats scipy's 1-D
-path as well.
+(2-D ``scipy.ndimage.median_filter``). Ours run one filter per SIMD lane
+(:data:`LANES` rows at once, each keeping its window sorted and updated with a
+compare, a select, a min and a max per slot), read the spectrogram in the layout
+it already has (no transposes), and the frontend's tail
+(:func:`hpss_mel`: percussive median, both masks, both mel projections) works on
+tiles of frames, so no block-sized H or P is ever made.
 
 Every kernel is compiled serial (``nogil``, safe to call from threads and worker
 processes: numba's default threading layer aborts on concurrent parallel calls);
@@ -31,7 +34,17 @@ _LOGGER = logging.getLogger(__name__)
 
 _TINY32 = np.float32(np.finfo(np.float32).tiny)
 
-__all__ = ["stft_magnitude", "hpss", "mel_filterbank", "median_filter", "hann_window"]
+__all__ = [
+    "stft_magnitude",
+    "stft_frames",
+    "hpss",
+    "hpss_mel",
+    "mel_filterbank",
+    "median_filter",
+    "median_axis0_into",
+    "reflect_indices",
+    "hann_window",
+]
 
 
 # --------------------------------------------------------------------------- kernels
@@ -55,65 +68,138 @@ def _reflect_index(i, n):  # pragma: no cover - compiled
 _reflect_index_jit = numba.njit(cache=True, nogil=True, inline="always")(_reflect_index)
 
 
+# The median kernels run one filter per SIMD lane: LANES independent rows (frequency
+# bins for the median along time, frames for the median along frequency) advance
+# together, so every operation is a dense vector operation over lanes and no
+# transpose of the spectrogram is ever made. Each lane keeps its window sorted;
+# one step deletes the outgoing value and inserts the incoming one with a
+# compare, a select, a min and a max per slot (no rank counting, no branches).
+LANES = 32
+"""Rows filtered together: two AVX-512 (four AVX2) vectors; a runtime trip count
+this large keeps LLVM's vector body (with its alias checks) in use."""
+
+STFT_SUB_FRAMES = 64
+"""Frames framed and transformed together by :func:`stft_frames`."""
+
+_INF32 = np.float32(np.inf)
+_NINF32 = np.float32(-np.inf)
+
+
 @numba.njit(cache=True, nogil=True)
-def _median_row(src, dst, k, a, b):  # pragma: no cover - compiled
-    """Sliding median of width ``k`` over ``src`` (len(dst) + k - 1 values) into ``dst``.
+def _lanes_step(a, b, old, new, prev, k, w):  # pragma: no cover - compiled
+    """One sliding step of ``w`` sorted windows of length ``k``: ``b`` = ``a`` - old + new.
 
-    The window is kept sorted in ``a[1:k+1]`` (``a`` and ``b`` have k + 2 slots).
-    Each step removes the outgoing value and inserts the incoming one by counting
-    ranks and rebuilding the window into ``b`` with selects only: no data-dependent
-    branches, so it vectorises and never mispredicts (about 2x a binary-search +
-    shift update, and about 2x scipy's 1-D median).
+    ``a`` and ``b`` hold slot ``i`` of lane ``ln`` at ``i * w + ln`` (``k + 1`` slots,
+    the last a +inf sentinel). With ``d`` the window without ``old`` (``d[i] = a[i]``
+    below the first copy of ``old``, ``a[i + 1]`` from it on), inserting ``new``
+    gives ``b[i] = max(d[i - 1], min(d[i], new))`` (``d[-1] = -inf``).
     """
+    for ln in range(w):
+        prev[ln] = _NINF32
+    for i in range(k):
+        base = i * w
+        for ln in range(w):
+            ai = a[base + ln]
+            d = ai if ai < old[ln] else a[base + w + ln]
+            nv = new[ln]
+            m = d if d < nv else nv
+            pv = prev[ln]
+            b[base + ln] = m if m > pv else pv
+            prev[ln] = d
+
+
+def _median_axis0(x, rows, out, k):  # pragma: no cover - compiled
+    """out[t, c] = median of x[rows[t : t + k], c]: one lane per column, no transpose.
+
+    x: (N, C); rows: (T + k - 1,) row indices (reflection or context already
+    resolved); out: (T, C).
+    """
+    n_cols = x.shape[1]
+    n_out = out.shape[0]
+    w = LANES
     mid = k // 2
-    for j in range(k):
-        a[j + 1] = src[j]
-    a[1 : k + 1].sort()
-    dst[0] = a[mid + 1]
-    for j in range(1, dst.shape[0]):
-        old = src[j - 1]
-        new = src[j + k - 1]
-        p = 0  # index of the first copy of `old` in the sorted window
-        c = 0  # how many window values are below `new`
-        for i in range(1, k + 1):
-            v = a[i]
-            p += v < old
-            c += v < new
-        q = c - (1 if old < new else 0)  # where `new` lands once `old` is gone
-        for i in range(k):
-            # w'[i] is the window without `old`; out[i] = w'[i], new, or w'[i - 1].
-            # Load all three neighbours unconditionally: selects on loaded values
-            # vectorise, conditional loads compile to branches (2x slower).
-            lo_ = a[i]
-            mid_ = a[i + 1]
-            hi_ = a[i + 2]
-            w_i = mid_ if i < p else hi_
-            w_im1 = lo_ if i - 1 < p else mid_
-            b[i + 1] = w_i if i < q else (new if i == q else w_im1)
-        a, b = b, a
-        dst[j] = a[mid + 1]
+    for chunk in numba.prange((n_cols + w - 1) // w):
+        c0 = chunk * w
+        nl = min(w, n_cols - c0)
+        a = np.full((k + 1) * w, _INF32, dtype=np.float32)
+        b = np.full((k + 1) * w, _INF32, dtype=np.float32)
+        old = np.full(w, _INF32, dtype=np.float32)
+        new = np.zeros(w, dtype=np.float32)
+        prev = np.empty(w, dtype=np.float32)
+        for j in range(n_out + k - 1):
+            r = rows[j]
+            for ln in range(nl):
+                new[ln] = x[r, c0 + ln]
+            if j >= k:  # before that the window fills: +inf leaves (unused lanes carry zeros)
+                ro = rows[j - k]
+                for ln in range(nl):
+                    old[ln] = x[ro, c0 + ln]
+                for ln in range(nl, w):
+                    old[ln] = 0.0
+            if j % 2 == 0:
+                _lanes_step(a, b, old, new, prev, k, w)
+                cur = b
+            else:
+                _lanes_step(b, a, old, new, prev, k, w)
+                cur = a
+            if j >= k - 1:
+                t = j - k + 1
+                for ln in range(nl):
+                    out[t, c0 + ln] = cur[mid * w + ln]
 
 
-def _median_valid(x, out, k):  # pragma: no cover - compiled
-    """Row-wise median of already padded rows: x (R, L + k - 1) -> out (R, L)."""
-    for r in numba.prange(x.shape[0]):
-        a = np.zeros(k + 2, dtype=x.dtype)
-        b = np.zeros(k + 2, dtype=x.dtype)
-        _median_row(x[r], out[r], k, a, b)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _median_lanes_axis1(x, r0, nl, cols, n_out, k, a, b, old, new, prev, sink):  # pragma: no cover
+    """Medians along axis 1 of rows ``r0 .. r0 + nl`` into ``sink[t * LANES + ln]``.
+
+    ``cols``: (n_out + k - 1,) column indices (reflection resolved).
+    """
+    w = LANES
+    mid = k // 2
+    a[:] = _INF32
+    b[:] = _INF32
+    old[:] = _INF32
+    new[:] = 0.0
+    for j in range(n_out + k - 1):
+        col = cols[j]
+        for ln in range(nl):
+            new[ln] = x[r0 + ln, col]
+        if j >= k:
+            co = cols[j - k]
+            for ln in range(nl):
+                old[ln] = x[r0 + ln, co]
+            for ln in range(nl, w):
+                old[ln] = 0.0
+        if j % 2 == 0:
+            _lanes_step(a, b, old, new, prev, k, w)
+            cur = b
+        else:
+            _lanes_step(b, a, old, new, prev, k, w)
+            cur = a
+        if j >= k - 1:
+            t = j - k + 1
+            for ln in range(w):
+                sink[t * w + ln] = cur[mid * w + ln]
 
 
-def _median_reflect(x, out, k):  # pragma: no cover - compiled
-    """Row-wise median with reflect edges: x (R, n) -> out (R, n)."""
-    n = x.shape[1]
-    h = k // 2
-    for r in numba.prange(x.shape[0]):
-        a = np.zeros(k + 2, dtype=x.dtype)
-        b = np.zeros(k + 2, dtype=x.dtype)
-        buf = np.empty(n + 2 * h, dtype=x.dtype)
-        row = x[r]
-        for j in range(n + 2 * h):
-            buf[j] = row[_reflect_index_jit(j - h, n)]
-        _median_row(buf, out[r], k, a, b)
+def _median_axis1(x, cols, out, k):  # pragma: no cover - compiled
+    """out[r, t] = median of x[r, cols[t : t + k]]: one lane per row."""
+    n_rows = x.shape[0]
+    n_out = out.shape[1]
+    w = LANES
+    for chunk in numba.prange((n_rows + w - 1) // w):
+        r0 = chunk * w
+        nl = min(w, n_rows - r0)
+        a = np.empty((k + 1) * w, dtype=np.float32)
+        b = np.empty((k + 1) * w, dtype=np.float32)
+        old = np.empty(w, dtype=np.float32)
+        new = np.empty(w, dtype=np.float32)
+        prev = np.empty(w, dtype=np.float32)
+        sink = np.empty(n_out * w, dtype=np.float32)
+        _median_lanes_axis1(x, r0, nl, cols, n_out, k, a, b, old, new, prev, sink)
+        for ln in range(nl):
+            for t in range(n_out):
+                out[r0 + ln, t] = sink[t * w + ln]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -137,8 +223,7 @@ def _softmask(x, ref, power, split_zeros):  # pragma: no cover - compiled
 
 def _mask_pair(s, h, p, margin_h, margin_p, power, split_zeros):  # pragma: no cover
     """Both HPSS masks applied to one bin: (s * M_h, s * M_p), as librosa.decompose.hpss."""
-    return (s * _softmask(h, p * margin_h, power, split_zeros),
-            s * _softmask(p, h * margin_p, power, split_zeros))
+    return (s * _softmask(h, p * margin_h, power, split_zeros), s * _softmask(p, h * margin_p, power, split_zeros))
 
 
 _mask_pair_jit = numba.njit(cache=True, nogil=True, inline="always")(_mask_pair)
@@ -148,43 +233,108 @@ def _apply_masks(S, Hm, Pm, H, P, margin_h, margin_p, power, split_zeros):  # pr
     """Element-wise soft masks over 2-D arrays of the same shape."""
     for r in numba.prange(S.shape[0]):
         for c in range(S.shape[1]):
-            hv, pv = _mask_pair_jit(
-                S[r, c], Hm[r, c], Pm[r, c], margin_h, margin_p, power, split_zeros
-            )
+            hv, pv = _mask_pair_jit(S[r, c], Hm[r, c], Pm[r, c], margin_h, margin_p, power, split_zeros)
             H[r, c] = hv
             P[r, c] = pv
 
 
-def _masked_mel(S, HmT, Pm, lo, hi, W, out, margin_h, margin_p, power, split_zeros, squared):  # pragma: no cover
-    """Soft masks, applied and projected on the mel bands in one pass.
+@numba.njit(cache=True, nogil=True)
+def _masks_into(s, h, p, margin_h, margin_p, power, split_zeros):  # pragma: no cover - compiled
+    """In place: ``h <- s * M_H``, ``p <- s * M_P`` from the medians ``h`` and ``p`` (1-D, same length).
 
-    S, Pm: (L, B) frames-major; HmT: (B, L) bins-major (the harmonic median's
-    natural layout); W: (n_mels, B) with band m non-zero on [lo[m], hi[m]);
-    out: (2, n_mels, L).
+    ``power == 2`` (the default) takes a branch-free path: librosa's ``softmask``
+    divides by ``z = max(x, ref)`` only to keep ``x ** 2`` in float32 range, and
+    float64 squares of float32 values need no such guard, so each bin costs one
+    division (two with unequal margins) and vectorises.
+    """
+    n = s.shape[0]
+    if power == 2.0 and margin_h == 1.0 and margin_p == 1.0:
+        for i in range(n):
+            hv = h[i]
+            pv = p[i]
+            z = hv if hv > pv else pv
+            if z < _TINY32:
+                half = s[i] * np.float32(0.5) if split_zeros else np.float32(0.0)
+                h[i] = half
+                p[i] = half
+            else:
+                h2 = np.float64(hv) * np.float64(hv)
+                p2 = np.float64(pv) * np.float64(pv)
+                r = np.float64(s[i]) / (h2 + p2)
+                h[i] = np.float32(h2 * r)
+                p[i] = np.float32(p2 * r)
+    elif power == 2.0:
+        for i in range(n):
+            hv = np.float64(h[i])
+            pv = np.float64(p[i])
+            sv = np.float64(s[i])
+            rh = pv * margin_h  # harmonic mask: h vs margin_h * p
+            rp = hv * margin_p  # percussive mask: p vs margin_p * h
+            zh = hv if hv > rh else rh
+            zp = pv if pv > rp else rp
+            fill = 0.5 * sv if split_zeros else 0.0
+            h[i] = np.float32(fill if zh < _TINY32 else sv * (hv * hv) / (hv * hv + rh * rh))
+            p[i] = np.float32(fill if zp < _TINY32 else sv * (pv * pv) / (pv * pv + rp * rp))
+    else:
+        for i in range(n):
+            hv, pv = _mask_pair_jit(s[i], h[i], p[i], margin_h, margin_p, power, split_zeros)
+            h[i] = hv
+            p[i] = pv
+
+
+def _hpss_mel(S, harm, cols, lo, hi, W, out, kp, margin_h, margin_p, power, split_zeros, squared):  # pragma: no cover
+    """Percussive median, both soft masks and both mel projections, LANES frames at a time.
+
+    S, harm: (L, B) frames-major magnitude and its median along time; cols:
+    (B + kp - 1,) bin indices of the reflected frequency axis; W: (n_mels, B) with
+    band m non-zero on [lo[m], hi[m]); out: (2, n_mels, L). Per tile of frames the
+    intermediates are (B, LANES) buffers: no block-sized H, P or median array.
     """
     L, B = S.shape
     n_mels = W.shape[0]
-    for t in numba.prange(L):
-        hrow = np.empty(B, dtype=np.float32)
-        prow = np.empty(B, dtype=np.float32)
-        for b in range(B):
-            hv, pv = _mask_pair_jit(
-                S[t, b], HmT[b, t], Pm[t, b], margin_h, margin_p, power, split_zeros
-            )
-            if squared:
-                hv = hv * hv
-                pv = pv * pv
-            hrow[b] = hv
-            prow[b] = pv
+    w = LANES
+    for chunk in numba.prange((L + w - 1) // w):
+        t0 = chunk * w
+        nl = min(w, L - t0)
+        a = np.empty((kp + 1) * w, dtype=np.float32)
+        b = np.empty((kp + 1) * w, dtype=np.float32)
+        old = np.empty(w, dtype=np.float32)
+        new = np.empty(w, dtype=np.float32)
+        prev = np.empty(w, dtype=np.float32)
+        sbuf = np.empty(B * w, dtype=np.float32)
+        hbuf = np.empty(B * w, dtype=np.float32)  # the harmonic median, then the masked H
+        pbuf = np.empty(B * w, dtype=np.float32)  # the percussive median, then the masked P
+        _median_lanes_axis1(S, t0, nl, cols, B, kp, a, b, old, new, prev, pbuf)
+        # Bins-major tiles of S and the harmonic median: rows read in order, small writes.
+        for ln in range(nl):
+            for bb in range(B):
+                sbuf[bb * w + ln] = S[t0 + ln, bb]
+                hbuf[bb * w + ln] = harm[t0 + ln, bb]
+        if nl < w:  # the last tile: idle lanes hold zeros (their medians are zeros already)
+            for bb in range(B):
+                for ln in range(nl, w):
+                    sbuf[bb * w + ln] = 0.0
+                    hbuf[bb * w + ln] = 0.0
+        _masks_into(sbuf, hbuf, pbuf, margin_h, margin_p, power, split_zeros)
+        if squared:
+            for i in range(B * w):
+                hbuf[i] = hbuf[i] * hbuf[i]
+                pbuf[i] = pbuf[i] * pbuf[i]
+        acc_h = np.empty(w, dtype=np.float32)
+        acc_p = np.empty(w, dtype=np.float32)
         for m in range(n_mels):
-            ah = np.float32(0.0)
-            ap = np.float32(0.0)
-            for b in range(lo[m], hi[m]):
-                w = W[m, b]
-                ah += w * hrow[b]
-                ap += w * prow[b]
-            out[0, m, t] = ah
-            out[1, m, t] = ap
+            for ln in range(w):
+                acc_h[ln] = 0.0
+                acc_p[ln] = 0.0
+            for bb in range(lo[m], hi[m]):
+                wv = W[m, bb]
+                base = bb * w
+                for ln in range(w):
+                    acc_h[ln] += wv * hbuf[base + ln]
+                    acc_p[ln] += wv * pbuf[base + ln]
+            for ln in range(nl):
+                out[0, m, t0 + ln] = acc_h[ln]
+                out[1, m, t0 + ln] = acc_p[ln]
 
 
 def _frame_window(ypad, win, first, hop, frames):  # pragma: no cover - compiled
@@ -196,11 +346,12 @@ def _frame_window(ypad, win, first, hop, frames):  # pragma: no cover - compiled
             frames[t, j] = ypad[base + j] * win[j]
 
 
-def _abs_complex(z, out):  # pragma: no cover - compiled
+def _abs_complex(z, out, r0):  # pragma: no cover - compiled
+    """out[r0 + r] = |z[r]|."""
     for r in numba.prange(z.shape[0]):
         for c in range(z.shape[1]):
             v = z[r, c]
-            out[r, c] = np.sqrt(v.real * v.real + v.imag * v.imag)
+            out[r0 + r, c] = np.sqrt(v.real * v.real + v.imag * v.imag)
 
 
 def _compile(fn):
@@ -210,10 +361,10 @@ def _compile(fn):
     )
 
 
-_MEDIAN_VALID = _compile(_median_valid)
-_MEDIAN_REFLECT = _compile(_median_reflect)
+_MEDIAN_AXIS0 = _compile(_median_axis0)
+_MEDIAN_AXIS1 = _compile(_median_axis1)
 _APPLY_MASKS = _compile(_apply_masks)
-_MASKED_MEL = _compile(_masked_mel)
+_HPSS_MEL = _compile(_hpss_mel)
 _FRAME_WINDOW = _compile(_frame_window)
 _ABS_COMPLEX = _compile(_abs_complex)
 
@@ -222,25 +373,42 @@ def _kernel(pair, parallel: bool):
     return pair[1] if parallel else pair[0]
 
 
-def median_rows_into(x: np.ndarray, out: np.ndarray, k: int, *, padded: bool = False, parallel: bool = False) -> None:
-    """Row-wise running median of odd length ``k`` into ``out``: the streaming frontend's hot path, unchecked.
+def reflect_indices(start: int, stop: int, n: int) -> np.ndarray:
+    """Indices of positions ``start .. stop - 1`` of a length-``n`` axis under scipy's ``reflect``.
+
+    Returns
+    -------
+    np.ndarray [shape=(stop - start,), dtype=int64]
+    """
+    v = np.arange(start, stop, dtype=np.int64)
+    if n == 1:
+        return np.zeros_like(v)
+    period = 2 * n
+    r = np.mod(v, period)
+    return np.where(r >= n, period - 1 - r, r)
+
+
+def median_axis0_into(x: np.ndarray, rows: np.ndarray, out: np.ndarray, k: int, *, parallel: bool = False) -> None:
+    """Running median down the rows of ``x`` into ``out``: the frontend's median along time, unchecked.
+
+    ``out[t, c]`` is the median of ``x[rows[t : t + k], c]``. The caller resolves
+    edges and context into ``rows``, so a streamed block reads its neighbours'
+    frames in place (no padded copy, no transpose).
 
     Parameters
     ----------
-    x : np.ndarray [shape=(R, n) or (R, L + k - 1), dtype=float32, C-contiguous]
-        Rows to filter.
-    out : np.ndarray [shape=(R, n) or (R, L), dtype=float32]
+    x : np.ndarray [shape=(N, C), dtype=float32, C-contiguous]
+        Frames-major magnitudes (rows are frames).
+    rows : np.ndarray [shape=(T + k - 1,), dtype=int64]
+        Row of ``x`` at each position of the padded time axis.
+    out : np.ndarray [shape=(T, C), dtype=float32]
         Written in place.
     k : int
         Odd median length (validated by the public filters, not here).
-    padded : bool
-        False: reflect at the row edges (``out`` as wide as ``x``). True: ``x``
-        already holds ``k // 2`` values of context on each side (``out`` is
-        ``k - 1`` narrower).
     parallel : bool
         Use the ``prange`` build.
     """
-    _kernel(_MEDIAN_VALID if padded else _MEDIAN_REFLECT, parallel)(x, out, k)
+    _kernel(_MEDIAN_AXIS0, parallel)(x, rows, out, k)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -307,16 +475,16 @@ def median_filter(x: np.ndarray, size: int, *, axis: int = -1, parallel: bool = 
     k = _check_kernel(size)
     if axis not in (0, 1, -1, -2):
         raise ParameterError(f"axis must be 0 or 1 for a 2-D array, got {axis}")
-    along_rows = axis in (1, -1)
-    src = x if along_rows else np.ascontiguousarray(x.T)
-    out = np.empty_like(src)
-    _kernel(_MEDIAN_REFLECT, parallel)(src, out, k)
-    return out if along_rows else np.ascontiguousarray(out.T)
+    out = np.empty_like(x)
+    h = k // 2
+    if axis in (1, -1):
+        _kernel(_MEDIAN_AXIS1, parallel)(x, reflect_indices(-h, x.shape[1] + h, x.shape[1]), out, k)
+    else:
+        _kernel(_MEDIAN_AXIS0, parallel)(x, reflect_indices(-h, x.shape[0] + h, x.shape[0]), out, k)
+    return out
 
 
-def stft_magnitude(
-    y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, *, parallel: bool = False
-) -> np.ndarray:
+def stft_magnitude(y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, *, parallel: bool = False) -> np.ndarray:
     """Magnitude of the centred short-time Fourier transform.
 
     As ``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True,
@@ -346,9 +514,7 @@ def stft_magnitude(
     ypad = np.zeros(y.size + 2 * pad, dtype=np.float32)
     ypad[pad : pad + y.size] = y
     n_frames = 1 + (ypad.size - n_fft) // hop_length
-    return np.ascontiguousarray(
-        stft_frames(ypad, hann_window(n_fft), hop_length, 0, n_frames, parallel).T
-    )
+    return np.ascontiguousarray(stft_frames(ypad, hann_window(n_fft), hop_length, 0, n_frames, parallel).T)
 
 
 def stft_frames(ypad, window, hop_length, first, n_frames, parallel=False) -> np.ndarray:
@@ -357,11 +523,14 @@ def stft_frames(ypad, window, hop_length, first, n_frames, parallel=False) -> np
     Frame ``t`` covers ``ypad[(first + t) * hop_length:][:n_fft]``.
     """
     n_fft = window.shape[0]
-    frames = np.empty((n_frames, n_fft), dtype=np.float32)
-    _kernel(_FRAME_WINDOW, parallel)(ypad, window, first, hop_length, frames)
-    spec = np.fft.rfft(frames, axis=1)
-    mag = np.empty(spec.shape, dtype=np.float32)
-    _kernel(_ABS_COMPLEX, parallel)(spec, mag)
+    mag = np.empty((n_frames, 1 + n_fft // 2), dtype=np.float32)
+    # A few frames at a time: the frames and their spectra stay in the L2 cache
+    # (float32 rfft of a whole 1,024-frame block runs 2-4x slower from memory).
+    frames = np.empty((min(n_frames, STFT_SUB_FRAMES), n_fft), dtype=np.float32)
+    for t0 in range(0, n_frames, STFT_SUB_FRAMES):
+        sub = frames[: min(STFT_SUB_FRAMES, n_frames - t0)]
+        _kernel(_FRAME_WINDOW, parallel)(ypad, window, first + t0, hop_length, sub)
+        _kernel(_ABS_COMPLEX, parallel)(np.fft.rfft(sub, axis=1), mag, t0)
     return mag
 
 
@@ -411,9 +580,7 @@ def hpss(
     H = np.empty_like(S)
     P = np.empty_like(S)
     split = mh == 1.0 and mp == 1.0
-    _kernel(_APPLY_MASKS, parallel)(
-        S, harm, perc, H, P, np.float32(mh), np.float32(mp), np.float32(power), split
-    )
+    _kernel(_APPLY_MASKS, parallel)(S, harm, perc, H, P, np.float32(mh), np.float32(mp), np.float32(power), split)
     return H, P
 
 
@@ -425,9 +592,7 @@ def _hz_to_mel(f):
     min_log_mel = min_log_hz / f_sp
     logstep = np.log(6.4) / 27.0
     mels = f / f_sp
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, mels
-    )
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, mels)
 
 
 def _mel_to_hz(m):
@@ -439,9 +604,7 @@ def _mel_to_hz(m):
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
-def mel_filterbank(
-    sr: float, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
-) -> np.ndarray:
+def mel_filterbank(sr: float, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Triangular mel filters (Slaney scale, Slaney area normalisation).
 
     As ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``.
@@ -478,34 +641,46 @@ def mel_filterbank(
     return weights.astype(np.float32)
 
 
-def masked_mel(
+def _band_limits(mel_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last non-zero bin of every mel band (0, 0 for an empty band)."""
+    nz = mel_basis > 0
+    any_nz = nz.any(axis=1)
+    lo = np.where(any_nz, nz.argmax(axis=1), 0).astype(np.int64)
+    hi = np.where(any_nz, nz.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+    return lo, hi
+
+
+def hpss_mel(
     S: np.ndarray,
-    harm_median_t: np.ndarray,
-    perc_median: np.ndarray,
+    harm_median: np.ndarray,
     mel_basis: np.ndarray,
     *,
+    perc_kernel: int = 31,
     power: float = 2.0,
     margin=1.0,
     mel_power: float = 1.0,
     parallel: bool = False,
 ) -> np.ndarray:
-    """Soft-mask a frames-major magnitude block and project both parts on mel bands.
+    """The fused tail of the frontend: percussive median, soft masks and both mel projections.
 
-    The fused tail of the frontend: ``M @ (S * M_H)`` and ``M @ (S * M_P)``
-    without materialising H and P.
+    ``M @ (S * M_H)`` and ``M @ (S * M_P)`` of a frames-major block, computed
+    ``LANES`` frames at a time: the percussive median, H and P exist only as
+    (n_bins, LANES) tiles.
 
     Parameters
     ----------
-    S : np.ndarray [shape=(L, n_bins), float32]
+    S : np.ndarray [shape=(L, n_bins), float32, C-contiguous]
         Magnitude frames, frames-major.
-    harm_median_t : np.ndarray [shape=(n_bins, L), float32]
-        Median along time (bins-major).
-    perc_median : np.ndarray [shape=(L, n_bins), float32]
-        Median along frequency (frames-major).
+    harm_median : np.ndarray [shape=(L, n_bins), float32, C-contiguous]
+        Median along time of the same frames (:func:`median_axis0_into`).
     mel_basis : np.ndarray [shape=(n_mels, n_bins), float32]
+    perc_kernel : int
+        Odd median length along frequency, in bins (``reflect`` edges).
     power, margin : as in :func:`hpss`
     mel_power : 1.0 or 2.0
         Project the magnitudes (1) or their squares (2).
+    parallel : bool
+        Use the ``prange`` build.
 
     Returns
     -------
@@ -513,19 +688,19 @@ def masked_mel(
         Harmonic and percussive mel spectrogram (amplitude).
     """
     mh, mp = (float(m) for m in _pair(margin, "margin"))
-    nz = mel_basis > 0
-    any_nz = nz.any(axis=1)
-    lo = np.where(any_nz, nz.argmax(axis=1), 0).astype(np.int64)
-    hi = np.where(any_nz, nz.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+    n_bins = S.shape[1]
+    h = perc_kernel // 2
+    lo, hi = _band_limits(mel_basis)
     out = np.empty((2, mel_basis.shape[0], S.shape[0]), dtype=np.float32)
-    _kernel(_MASKED_MEL, parallel)(
+    _kernel(_HPSS_MEL, parallel)(
         S,
-        harm_median_t,
-        perc_median,
+        harm_median,
+        reflect_indices(-h, n_bins + h, n_bins),
         lo,
         hi,
         np.ascontiguousarray(mel_basis, dtype=np.float32),
         out,
+        perc_kernel,
         np.float32(mh),
         np.float32(mp),
         np.float32(power),

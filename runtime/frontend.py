@@ -269,7 +269,11 @@ class FrontendStream:
         first = self._n_frames * c.hop_length - self._s0
         mag = dsp.stft_frames(
             self._samples[first : first + (n_new - 1) * c.hop_length + c.n_fft],
-            self.fe.window, c.hop_length, 0, n_new, self.fe.parallel,
+            self.fe.window,
+            c.hop_length,
+            0,
+            n_new,
+            self.fe.parallel,
         )
         self._S = np.concatenate([self._S, mag]) if self._S.size else mag
         self._n_frames += n_new
@@ -288,22 +292,26 @@ class FrontendStream:
             return False
         stop = min(end, self._next_mel + BLOCK_FRAMES)
         a, b = self._next_mel, stop
-        v = np.arange(a - h, b + h)
         if done:
-            idx = _reflect(v, total)
+            rows = dsp.reflect_indices(a - h, b + h, total)
         else:
             # Only the start can need reflection here; frames up to b + h - 1 exist.
-            idx = np.where(v < 0, -v - 1, v)
-        block = self._S[idx - self._S0]  # (L + 2h, n_bins)
+            rows = np.arange(a - h, b + h, dtype=np.int64)
+            rows = np.where(rows < 0, -rows - 1, rows)
         S = self._S[a - self._S0 : b - self._S0]
         c = self.c
-        harm_t = np.empty((self._n_bins, b - a), dtype=np.float32)
-        dsp.median_rows_into(np.ascontiguousarray(block.T), harm_t, c.hpss_kernel[0], padded=True, parallel=self.fe.parallel)
-        perc = np.empty_like(S)
-        dsp.median_rows_into(S, perc, c.hpss_kernel[1], parallel=self.fe.parallel)
-        mel = dsp.masked_mel(
-            S, harm_t, perc, self.fe.mel_basis, power=c.hpss_power, margin=c.hpss_margin,
-            mel_power=c.mel_power, parallel=self.fe.parallel,
+        # The median along time reads its context frames where they lie in _S.
+        harm = np.empty_like(S)
+        dsp.median_axis0_into(self._S, rows - self._S0, harm, c.hpss_kernel[0], parallel=self.fe.parallel)
+        mel = dsp.hpss_mel(
+            S,
+            harm,
+            self.fe.mel_basis,
+            perc_kernel=c.hpss_kernel[1],
+            power=c.hpss_power,
+            margin=c.hpss_margin,
+            mel_power=c.mel_power,
+            parallel=self.fe.parallel,
         )
         self._mel = np.concatenate([self._mel, mel], axis=2) if self._mel.shape[2] else mel
         self._next_mel = b
@@ -372,15 +380,6 @@ def cut_windows(mel: np.ndarray, starts: np.ndarray, c: FrontendConfig) -> tuple
         seg = mel[:, :, s : s + wf]
         windows[i, :, :, : seg.shape[2]] = seg
     return windows, _normalise(windows, c)
-
-
-def _reflect(v: np.ndarray, n: int) -> np.ndarray:
-    """scipy ``reflect`` indices for positions ``v`` of a length-``n`` axis."""
-    if n == 1:
-        return np.zeros_like(v)
-    period = 2 * n
-    r = np.mod(v, period)
-    return np.where(r >= n, period - 1 - r, r)
 
 
 def _normalise(windows: np.ndarray, c: FrontendConfig) -> np.ndarray:

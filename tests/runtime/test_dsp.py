@@ -99,7 +99,12 @@ def test_hpss_validates_its_parameters(spec):
 
 @pytest.mark.parametrize(
     "sr,n_fft,n_mels,fmin,fmax",
-    [(22050, 2048, 84, 0.0, None), (22050, 2048, 128, 0.0, None), (16000, 512, 40, 50.0, 7000.0), (44100, 4096, 96, 20.0, None)],
+    [
+        (22050, 2048, 84, 0.0, None),
+        (22050, 2048, 128, 0.0, None),
+        (16000, 512, 40, 50.0, 7000.0),
+        (44100, 4096, 96, 20.0, None),
+    ],
 )
 def test_mel_filterbank_matches_librosa(sr, n_fft, n_mels, fmin, fmax):
     ours = dsp.mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
@@ -109,11 +114,20 @@ def test_mel_filterbank_matches_librosa(sr, n_fft, n_mels, fmin, fmax):
     assert close(ours, ref)
 
 
-def test_fused_masked_mel_equals_mel_of_hpss(spec):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fused_hpss_mel_equals_mel_of_hpss(spec, parallel):
     H, P = dsp.hpss(spec)
     M = dsp.mel_filterbank(22050, 2048, 84)
     S = np.ascontiguousarray(spec.T)
-    harm_t = dsp.median_filter(spec, 31, axis=1)
-    perc = dsp.median_filter(S, 31, axis=1)
-    fused = dsp.masked_mel(S, harm_t, perc, M)
+    harm = dsp.median_filter(S, 31, axis=0)
+    fused = dsp.hpss_mel(S, harm, M, parallel=parallel)
     assert close(fused[0], M @ H) and close(fused[1], M @ P)
+
+
+def test_median_along_listed_rows_reads_context_in_place(rng):
+    x = rng.random((50, 70), dtype=np.float32)
+    rows = dsp.reflect_indices(10 - 15, 40 + 15, 50)
+    out = np.empty((30, 70), np.float32)
+    dsp.median_axis0_into(x, rows, out, 31)
+    ref = scipy.ndimage.median_filter(x, size=(31, 1), mode="reflect")[10:40]
+    np.testing.assert_array_equal(out, ref)
