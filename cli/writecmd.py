@@ -23,6 +23,32 @@ def _show(values) -> str:
     return "-" if not values else "; ".join(values)
 
 
+class _Bar:
+    """A transient progress bar on stderr, fed by the runtime's ``progress(done, total, result)`` callback."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.progress = None
+        self.task = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
+            )
+
+    def __call__(self, done: int, total: int, result) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(str(total), total=total)
+        self.progress.update(self.task, completed=done)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def _report(results, apply: bool, quiet: bool, what: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for res in results:
@@ -60,6 +86,7 @@ def run_write(
     id3v24: bool = False,
     strict: bool = False,
     quiet: bool = False,
+    jobs: int = 2,
 ) -> None:
     """``mirtag write`` (also run by ``mirtag scan --write-tags``); exits 1/2 through typer.Exit."""
     from mirtag.runtime.tagwrite import WriteOptions, check_rows, write_tags
@@ -79,10 +106,20 @@ def run_write(
             id3v24=id3v24,
         )
         check_rows(rows, opts)
-        counts = _report(write_tags(rows, opts, apply=apply, journal=journal), apply, quiet, "write")
     except MirtagError as exc:
         err.print(f"mirtag write: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    bar = _Bar("writing tags" if apply else "planning", not quiet)
+    try:
+        counts = _report(
+            write_tags(rows, opts, apply=apply, journal=journal, progress=bar, jobs=jobs), apply, quiet, "write"
+        )
+    except MirtagError as exc:  # the journal cannot be written: nothing more is touched
+        bar.stop()
+        err.print(f"mirtag write: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        bar.stop()
     if strict and counts.get("error"):
         raise typer.Exit(1)
 
@@ -139,6 +176,9 @@ def write(
         bool, typer.Option("--id3v24", help="Save ID3v2.3 files as v2.4 (default: keep each file's version).")
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Files worked on at once (the audio check decodes each file twice).")
+    ] = 2,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No skip lines or summary on stderr.")] = False,
 ) -> None:
     """Write genres, moods and mirtag's fields from a scan output into the files' tags (dry run unless --apply)."""
@@ -159,6 +199,7 @@ def write(
         id3v24=id3v24,
         strict=strict,
         quiet=quiet,
+        jobs=jobs,
     )
 
 
@@ -176,11 +217,21 @@ def untag(
     """Put back the values a mirtag write replaced (and remove the fields it added)."""
     from mirtag.runtime.tagwrite import untag as untag_files
 
+    from mirtag.runtime.tagjournal import read_journal
+
     try:
-        counts = _report(untag_files(journal, apply=apply, force=force), apply, quiet, "restore")
+        read_journal(journal)  # unreadable or not a journal: a usage error, before anything is touched
     except MirtagError as exc:
         err.print(f"mirtag untag: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    bar = _Bar("restoring" if apply else "planning", not quiet)
+    try:
+        counts = _report(untag_files(journal, apply=apply, force=force, progress=bar), apply, quiet, "restore")
+    except MirtagError as exc:
+        err.print(f"mirtag untag: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        bar.stop()
     if strict and counts.get("error"):
         raise typer.Exit(1)
 

@@ -39,6 +39,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,6 +484,7 @@ class TagWriter:
         if self.journal_path is not None and self.journal_path.is_file():
             self._history = pending_by_path(read_journal(self.journal_path))
         self._journal: Journal | None = None
+        self._lock = threading.Lock()
         self.updated: dict[str, tuple[int, int]] = {}
         """Path -> (size, mtime_ns) after a write: the scan rows to update."""
 
@@ -537,11 +539,12 @@ class TagWriter:
         return res
 
     def _log(self, op: str, path: str, **fields: Any) -> None:
-        if self._journal is None:
-            if self.journal_path is None:
-                raise TagWriteError("applying a write needs a journal path")
-            self._journal = Journal(self.journal_path)
-        self._journal.record(op, path, **fields)
+        with self._lock:  # one journal for all threads; each record is one fsynced O_APPEND write
+            if self._journal is None:
+                if self.journal_path is None:
+                    raise TagWriteError("applying a write needs a journal path")
+                self._journal = Journal(self.journal_path)
+            self._journal.record(op, path, **fields)
 
     def _process(self, row: dict[str, Any], path: str, apply: bool) -> FileResult:
         opts = self.options
@@ -748,6 +751,7 @@ def write_tags(
     apply: bool = False,
     journal: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int, FileResult], None] | None = None,
+    jobs: int = 1,
 ) -> Iterator[FileResult]:
     """Write a scan output's results into its files (a dry run unless ``apply``).
 
@@ -761,6 +765,9 @@ def write_tags(
     journal : path-like, optional
         Default: ``<rows>.tagjournal.jsonl``.
     progress : callable(done, total, result), optional
+    jobs : int
+        Files worked on at once (threads: decoding for the audio check, the
+        expensive part, runs outside the GIL in libsndfile or ffmpeg).
 
     Yields
     ------
@@ -768,18 +775,45 @@ def write_tags(
         One per row, in row order. After the last, the rows of written files get
         their new size and mtime (so ``scan`` with the same output skips them).
     """
+    if jobs < 1:
+        raise ParameterError("jobs must be >= 1")
     stored = read_scan_rows(rows)
     journal = default_journal(rows) if journal is None else journal
     with TagWriter(options, journal, rows) as writer:
         try:
-            for i, row in enumerate(stored, 1):
-                res = writer.process(row, apply=apply)
+            results = _in_order(lambda row: writer.process(row, apply=apply), stored, jobs)
+            for i, res in enumerate(results, 1):
                 if progress:
                     progress(i, len(stored), res)
                 yield res
         finally:
+            results.close()
             if apply and writer.updated:
                 _after_write(rows, writer.updated)
+
+
+def _in_order(fn: Callable[[Any], FileResult], items: list[Any], jobs: int) -> Iterator[FileResult]:
+    """``map(fn, items)`` on ``jobs`` threads, in order, at most ``2 * jobs`` ahead; closing it waits for them."""
+    if jobs == 1:
+        for item in items:
+            yield fn(item)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="mirtag-write") as pool:
+        pending: deque = deque()
+        it = iter(items)
+        try:
+            for item in it:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()  # not started: never touched; started ones finish before the pool closes
 
 
 # --------------------------------------------------------------------------- untag

@@ -338,3 +338,13 @@ def test_json_scan_output_rows_are_updated(tmp_path):
     (row,) = json.loads(out.read_text())
     assert (row["size"], row["mtime_ns"]) == (os.stat(f).st_size, os.stat(f).st_mtime_ns)
     assert row["heads"]["genre"]["probs"]["Jazz"] == GENRE["Jazz"]
+
+
+def test_jobs_keep_row_order_and_one_journal(tmp_path):
+    files = [make_vorbis(tmp_path / f"{i}.flac", "FLAC") for i in range(5)]
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE) for p in files])
+    results = list(write_tags(rows, WriteOptions(), apply=True, jobs=3))
+    assert [r.path for r in results] == [str(p) for p in files]
+    assert {r.status for r in results} == {"written"}
+    recs = read_journal(tmp_path / "t.jsonl.tagjournal.jsonl")
+    assert sorted((r["path"], r["op"]) for r in recs) == sorted((str(p), op) for p in files for op in ("begin", "done"))
