@@ -25,6 +25,10 @@ def playlist_cmd(
     ] = "m3u8",
     name: Annotated[str | None, typer.Option("--name", help="Playlist name (nsp; default: the file name).")] = None,
     absolute: Annotated[bool, typer.Option("--absolute", help="Absolute paths in an M3U8.")] = False,
+    label_map: Annotated[
+        Path | None,
+        typer.Option("--label-map", help="The TOML label map given to `mirtag write` (nsp: written names)."),
+    ] = None,
 ) -> None:
     """Write the tracks of ROWS that match --where as a playlist; prints the count on stderr."""
     from mirtag.cli.main import err
@@ -43,8 +47,11 @@ def playlist_cmd(
         if fmt == "nsp":
             if not where:
                 raise pl.PlaylistError("--format nsp needs --where (the rules)")
+            from mirtag.runtime.labelmap import LabelMap
+
             flt = pl.Filter(where, pl.labels_of(data))
-            doc = pl.write_nsp(out, flt, name=name, limit=limit)
+            names = LabelMap.load(label_map).names  # the genre/mood names `mirtag write` puts into files
+            doc = pl.write_nsp(out, flt, name=name, limit=limit, label_name=names)
             err.print(
                 f"wrote Navidrome rules {doc['all' if 'all' in doc else 'any']} to {out}", markup=False, highlight=False
             )

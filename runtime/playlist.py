@@ -429,14 +429,15 @@ NSP_FIELDS = {"genre": "genre", "moods": "mood", "quadrant": "mirtag_quadrant", 
 _NSP_NUM = {"<": "lt", ">": "gt", "<=": "lt", ">=": "gt"}
 
 
-def nsp_rules(flt: Filter, label_name: Callable[[str, str], str] | None = None) -> dict[str, Any]:
+def nsp_rules(flt: Filter, label_name: Callable[[str, str], Any] | None = None) -> dict[str, Any]:
     """The filter as Navidrome smart-playlist rules (``{"all": [...]}`` / ``{"any": [...]}``).
 
     Parameters
     ----------
     flt : Filter
-    label_name : callable(head, label) -> str, optional
-        The name written into files for a label (the label map); default: the label itself.
+    label_name : callable(head, label) -> str or sequence of str, optional
+        The name(s) written into files for a label (the label map, e.g.
+        ``LabelMap.load().names``); default: the label itself.
 
     Raises
     ------
@@ -465,7 +466,13 @@ def nsp_rules(flt: Filter, label_name: Callable[[str, str], str] | None = None) 
             )
         label = next(lab for lab in flt.labels[head] if lab.lower() == str(node.value).lower())
         positive = (node.op == "=") != negate
-        return {"is" if positive else "isNot": {NSP_FIELDS[head]: name(head, label)}}
+        names = name(head, label)
+        names = [names] if isinstance(names, str) else list(names)
+        if not names:
+            raise FilterError(f"column {node.col}: {head} label {label!r} is never written into files (label map)")
+        rules = [{"is" if positive else "isNot": {NSP_FIELDS[head]: n}} for n in names]
+        # A label written as several names (Pop/Rock -> Pop, Rock): any of them / none of them.
+        return rules[0] if len(rules) == 1 else {"any" if positive else "all": rules}
 
     tree = rule(flt.tree)
     return tree if set(tree) & {"all", "any"} else {"all": [tree]}

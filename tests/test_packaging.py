@@ -33,12 +33,14 @@ def test_wheel_holds_the_mirtag_subpackages_and_package_data(tmp_path):
         "mirtag/__main__.py",
         "mirtag/trainer/data/cache.py",
         "mirtag/runtime/labelmap.toml",
+        "beetsplug/mirtag.py",
     ):
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("runtime/", "cli/", "trainer/", "tests/", "entry/")) for n in names), (
         "no top-level runtime/cli/trainer"
     )
     assert "mirtag/__init__.py" not in names, "mirtag stays a namespace package"
+    assert "beetsplug/__init__.py" not in names, "beetsplug is beets' namespace package: no __init__.py"
     exported = ROOT / "exported"
     for model in exported.glob("*.onnx"):
         assert f"mirtag/exported/{model.name}" in names and f"mirtag/exported/{model.name}.json" in names

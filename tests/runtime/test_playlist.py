@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from mirtag.runtime.labelmap import LabelMap
 from mirtag.runtime.playlist import Entry, Filter, FilterError, labels_of, nsp_rules, select, write_m3u8
 
 
@@ -119,6 +120,14 @@ def test_navidrome_rules():
     renamed = nsp_rules(Filter("genre=Pop/Rock", labels), lambda head, label: label.replace("/", " "))
     assert renamed == {"all": [{"is": {"genre": "Pop Rock"}}]}
     json.dumps(renamed)
+    # The default label map writes Pop/Rock as two genres: either one matches; "not" needs neither.
+    names = LabelMap.load().names
+    assert nsp_rules(Filter("genre=Pop/Rock", labels), names) == {
+        "any": [{"is": {"genre": "Pop"}}, {"is": {"genre": "Rock"}}]
+    }
+    assert nsp_rules(Filter("genre!=Pop/Rock and mood=calm", labels), names) == {
+        "all": [{"all": [{"isNot": {"genre": "Pop"}}, {"isNot": {"genre": "Rock"}}]}, {"is": {"mood": "calm"}}]
+    }
     for bad in ('path~"*x*"', "genre.Jazz>0.5", "not (genre=Jazz or mood=calm)", "music>=0.9"):
         with pytest.raises(FilterError):
             nsp_rules(Filter(bad, labels))
