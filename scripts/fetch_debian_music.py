@@ -94,8 +94,30 @@ def licenses(copyright_text: str) -> list[str]:
         if name not in seen:
             seen.append(name)
     if not seen and copyright_text.strip():
-        seen.append("see copyright (not machine-readable)")
+        # an older free-text copyright file: name the licence families it states
+        low = copyright_text.lower()
+        for phrase, name in (
+            ("general public license", "GPL (free-text notice)"),
+            ("creative commons", "Creative Commons (free-text notice)"),
+            ("public domain", "public domain (free-text notice)"),
+            ("artistic license", "Artistic (free-text notice)"),
+        ):
+            if phrase in low:
+                seen.append(name)
+        seen = seen or ["see the package's copyright file"]
     return seen
+
+
+def report(meta: dict) -> str:
+    """A Markdown table of the corpus: package, version, files, hours, licences (as the copyright files state)."""
+    lines = ["| package | version | music files | hours | licences (copyright file) |", "|---|---|---|---|---|"]
+    for pkg in sorted(meta):
+        m = meta[pkg]
+        lic = "; ".join(m["licenses"][:6]) + (" ..." if len(m["licenses"]) > 6 else "")
+        lines.append(f"| {pkg} | {m['version']} | {len(m['files'])} | {m['hours']:.2f} | {lic} |")
+    total = sum(m["hours"] for m in meta.values())
+    lines.append(f"| **all** | | {sum(len(m['files']) for m in meta.values())} | {total:.2f} | |")
+    return "\n".join(lines)
 
 
 def fetch(package: str, root: Path) -> tuple[str, Path]:
@@ -150,7 +172,11 @@ def unpack_archives(folder: Path) -> None:
             with zipfile.ZipFile(arc) as zf:
                 for info in zf.infolist():
                     member = PurePosixPath(info.filename)
-                    if member.suffix.lower() in AUDIO_SUFFIXES and ".." not in member.parts and not member.is_absolute():
+                    if (
+                        member.suffix.lower() in AUDIO_SUFFIXES
+                        and ".." not in member.parts
+                        and not member.is_absolute()
+                    ):
                         zf.extract(info, tmp)
         except zipfile.BadZipFile as exc:
             _LOGGER.warning("%s: not a zip archive (%s)", arc, exc)
@@ -180,11 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", help="cache folder (default: $MIRTAG_DEBIAN_MUSIC)")
     ap.add_argument("--game-data", action="store_true", help="also the large game data packages")
     ap.add_argument("--packages", nargs="*", help="only these packages")
+    ap.add_argument("--report", action="store_true", help="print the corpus table (Markdown) and stop")
     ap.add_argument("--min-seconds", type=float, default=40.0, help="files outside music folders need this length")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
     root = cache_root(args.cache)
+    if args.report:
+        print(report(json.loads((root / "packages.json").read_text())))
+        return 0
     root.mkdir(parents=True, exist_ok=True)
     wanted = args.packages or (MUSIC_PACKAGES + (GAME_DATA_PACKAGES if args.game_data else []))
     meta_path = root / "packages.json"
@@ -209,8 +239,14 @@ def main(argv: list[str] | None = None) -> int:
             "files": [[p.relative_to(root).as_posix(), round(s, 3)] for p, s in files],
             "hours": round(sum(s for _, s in files) / 3600.0, 3),
         }
-        _LOGGER.info("%s %s: %d files, %.2f h, %s", pkg, version, len(files), meta[pkg]["hours"],
-                     "; ".join(meta[pkg]["licenses"]) or "no copyright file")
+        _LOGGER.info(
+            "%s %s: %d files, %.2f h, %s",
+            pkg,
+            version,
+            len(files),
+            meta[pkg]["hours"],
+            "; ".join(meta[pkg]["licenses"]) or "no copyright file",
+        )
         meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True))
 
     with open(root / "corpus.csv", "w", newline="") as fh:

@@ -200,7 +200,7 @@ def main() -> None:
     # sections other scripts write (scripts/teacher_gate.py, scripts/tune_decisions.py): kept across regenerations
     old = args.out.read_text() if args.out.is_file() else ""
     text = "\n".join(lines) + "\n"
-    for name in ("gate", "decisions"):
+    for name in ("teacher", "gate", "decisions"):
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         if begin in old and end in old and begin not in text:
             block = old[old.index(begin): old.index(end) + len(end)]
