@@ -177,7 +177,6 @@ class Embeddings:
         self._n = 0
         self._mm_vec = self._mm_keys = None
         self._offsets = np.zeros(1, np.int64)
-        self._index: dict[bytes, int] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -243,7 +242,6 @@ class Embeddings:
             )
         self._offsets = _line_offsets(self._mm_keys)[1:]
         self._n = int(min(n_vec, len(self._offsets) - 1))
-        self._index = None
         if n_vec:
             self._mm_vec = np.memmap(
                 self.path, dtype=np.float16, mode="r", offset=HEADER_BYTES, shape=(n_vec, self.dim)
@@ -310,12 +308,27 @@ class Embeddings:
         return np.asarray(self.vectors[i], dtype=np.float32)
 
     def find(self, path: str | os.PathLike[str]) -> int | None:
-        """Index of the last vector stored for ``path`` (None if there is none)."""
-        if self._index is None:
-            self._index = {}
-            for i in range(self._n):
-                self._index[os.fsencode(path_from_row(self.key(i)))] = i
-        return self._index.get(os.fsencode(os.fspath(path)))
+        """Index of the last vector stored for ``path`` (None if there is none).
+
+        A byte search for the path's JSON text in the mapped key file (the
+        writer's exact encoding), so a lookup among a million tracks takes
+        milliseconds and builds no index.
+        """
+        if not self._n or self._mm_keys is None:
+            return None
+        path = os.fspath(path)
+        want = os.fsencode(path)
+        shown, _ = path_fields(path)
+        needle = b'"path":' + json.dumps(shown, ensure_ascii=True).encode("ascii") + b","
+        end = int(self._offsets[self._n])
+        while True:
+            pos = self._mm_keys.rfind(needle, 0, end)
+            if pos < 0:
+                return None
+            i = int(np.searchsorted(self._offsets, pos, side="right")) - 1
+            if 0 <= i < self._n and os.fsencode(path_from_row(self.key(i))) == want:
+                return i
+            end = pos  # a path_b64 row whose display text matched: look further back
 
     def row_keys(self) -> dict[tuple, int]:
         """``rows.row_key`` of each stored vector -> its (last) index."""
@@ -385,7 +398,6 @@ class Embeddings:
         self._key_fh.write(line)
         self._key_fh.flush()
         self._n += 1
-        self._index = None
         return self._n - 1
 
     def add_many(self, keys: Sequence[dict[str, Any]], vectors: np.ndarray) -> None:
@@ -408,7 +420,6 @@ class Embeddings:
         self._key_fh.write(("\n".join(lines) + "\n").encode("ascii") if lines else b"")
         self._key_fh.flush()
         self._n += len(keys)
-        self._index = None
 
     def refresh(self) -> None:
         """Re-map the files after appends (``vectors``/``nearest`` see the new rows)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,16 @@ def test_a_key_file_from_another_generation_is_refused(tmp_path, rng):
     keys_path(a).write_bytes(keys_path(b).read_bytes())
     with pytest.raises(EmbeddingsError, match="does not belong"):
         Embeddings.open(a)
+
+
+def test_find_takes_the_last_vector_of_a_path_and_any_file_name(tmp_path):
+    emb = Embeddings.create(tmp_path / "a.emb", 4, {"model_sha256": "abc"})
+    odd = os.fsdecode(b"/m/caf\xe9 \xff.flac")  # not UTF-8: kept through surrogateescape
+    emb.add(key(0, path="/m/a.flac"), np.ones(4))
+    emb.add(key(1, path=odd), np.ones(4))
+    emb.add(key(2, path="/m/a.flac"), -np.ones(4))
+    emb.add(key(3, path='/m/"quoted", name.flac'), np.ones(4))
+    emb.close()
+    emb = Embeddings.open(tmp_path / "a.emb")
+    assert emb.find("/m/a.flac") == 2 and emb.find(odd) == 1 and emb.find('/m/"quoted", name.flac') == 3
+    assert emb.key(1)["path_b64"] and emb.find("/m/a.fla") is None
