@@ -9,20 +9,46 @@ or rich). The entry point is :class:`Tagger`::
     result.heads["genre"]                       # {label: probability}
 """
 
-from .card import FrontendConfig, Head, ModelCard, load_card, resolve_model
-from .embeddings import Embeddings
-from .errors import (
-    AudioError,
-    DecodeError,
-    InvalidAudioError,
-    MirtagError,
-    MissingDependencyError,
-    ModelLoadError,
-    ParameterError,
-    UnsupportedFormatError,
-)
-from .frontend import Features, Frontend
-from .tagger import TagResult, Tagger, warmup
+import importlib
+
+# Names resolve on first use (PEP 562), so ``import mirtag.runtime`` (and every
+# ``mirtag`` command) stays cheap: numba, soundfile and onnxruntime load only
+# when something that needs them is touched.
+_WHERE = {
+    "FrontendConfig": "card",
+    "Head": "card",
+    "ModelCard": "card",
+    "load_card": "card",
+    "resolve_model": "card",
+    "Embeddings": "embeddings",
+    "AudioError": "errors",
+    "DecodeError": "errors",
+    "InvalidAudioError": "errors",
+    "MirtagError": "errors",
+    "MissingDependencyError": "errors",
+    "ModelLoadError": "errors",
+    "ParameterError": "errors",
+    "UnsupportedFormatError": "errors",
+    "Features": "frontend",
+    "Frontend": "frontend",
+    "TagResult": "tagger",
+    "Tagger": "tagger",
+    "warmup": "tagger",
+}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "AudioError",
