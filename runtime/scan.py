@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,8 +44,10 @@ from .errors import AudioError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
 from .shard import Shard, shard_files
-from .tagger import TagResult, WindowAccumulator
 from .walk import iter_audio_files
+
+if TYPE_CHECKING:  # the tagger (numba, the kernels) loads only when a scan has work
+    from .tagger import TagResult, WindowAccumulator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -345,6 +347,8 @@ class Scanner:
         return not any(w.conn.poll() for w in busy)
 
     def _new_file(self, file_id: int, path: str) -> _File:
+        from .tagger import WindowAccumulator
+
         f = _File(file_id, path, None, None, WindowAccumulator(self.card))
         try:
             st = os.stat(path)

@@ -29,3 +29,31 @@ def test_packages_install_under_the_mirtag_namespace():
 
     assert (resources.files("mirtag.exported") / "registry.json").is_file()
     assert (resources.files("mirtag.trainer.lists") / "test_filtered.txt").is_file()
+
+
+def test_an_empty_scan_loads_no_kernels_and_no_onnxruntime(tmp_path):
+    # Start-up: the CLI and a scan with nothing to do stay clear of numba, the DSP
+    # kernels and onnxruntime (each costs a large share of a second).
+    code = (
+        "import sys\n"
+        "import mirtag.cli.main\n"
+        "from mirtag.runtime import MirtagError\n"
+        "from mirtag.runtime.scan import scan\n"
+        f"rows = list(scan([{str(tmp_path)!r}]))\n"
+        "heavy = ('numba', 'onnxruntime', 'mirtag.runtime.dsp', 'mirtag.runtime.tagger')\n"
+        "print(len(rows), ','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0"], out.stdout
+
+
+def test_public_names_resolve_on_first_use():
+    code = (
+        "import sys, mirtag.runtime as rt\n"
+        "assert 'numba' not in sys.modules\n"
+        "assert rt.Tagger.__name__ == 'Tagger' and rt.Frontend.__module__ == 'mirtag.runtime.frontend'\n"
+        "assert 'Tagger' in dir(rt)\n"
+        "try:\n    rt.NoSuchName\nexcept AttributeError:\n    print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
