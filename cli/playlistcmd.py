@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,9 +53,8 @@ def playlist_cmd(
             flt = pl.Filter(where, pl.labels_of(data))
             names = LabelMap.load(label_map).names  # the genre/mood names `mirtag write` puts into files
             doc = pl.write_nsp(out, flt, name=name, limit=limit, label_name=names)
-            err.print(
-                f"wrote Navidrome rules {doc['all' if 'all' in doc else 'any']} to {out}", markup=False, highlight=False
-            )
+            rules = json.dumps({k: doc[k] for k in ("all", "any") if k in doc}, ensure_ascii=False)
+            err.print(f"wrote Navidrome rules {rules} to {out}", markup=False, highlight=False)
             return
         chosen = pl.select(data, where, limit)
         count = pl.write_m3u8(out, [pl.entry_of(r) for r in chosen], relative=not absolute)

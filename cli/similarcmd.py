@@ -31,7 +31,7 @@ def similar_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (seeds tagged on the fly).")] = "auto",
     absolute: Annotated[bool, typer.Option("--absolute", help="Absolute paths in the playlist.")] = False,
 ) -> None:
-    """Print the N tracks most like SEED... (cosine similarity of embeddings, exact), best first: score, tab, path."""
+    """Print the N tracks most like SEED... (exact cosine of embeddings), best first: score<TAB>path."""
     from mirtag.cli.main import err
     from mirtag.runtime.embeddings import Embeddings
     from mirtag.runtime.playlist import entry_of, write_m3u8
