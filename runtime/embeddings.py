@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
 from .errors import MirtagError
@@ -103,14 +102,26 @@ def _f16_table() -> np.ndarray:
     return _F16_TABLE
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _dot_f16_kernel(bits, table, q, out):  # pragma: no cover - compiled
+def _dot_f16_py(bits, table, q, out):  # pragma: no cover - compiled by numba
     n, d = bits.shape
     for i in range(n):
         acc = np.float32(0.0)
         for j in range(d):
             acc += table[bits[i, j]] * q[j]
         out[i] = acc
+
+
+_DOT_F16_KERNEL = None
+
+
+def _dot_f16_kernel():
+    """The compiled kernel; numba is imported on the first query, not with the module (CLI start-up)."""
+    global _DOT_F16_KERNEL
+    if _DOT_F16_KERNEL is None:
+        import numba
+
+        _DOT_F16_KERNEL = numba.njit(cache=True, nogil=True, fastmath=True)(_dot_f16_py)
+    return _DOT_F16_KERNEL
 
 
 def dot_f16(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -131,7 +142,7 @@ def dot_f16(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
     """
     out = np.empty(matrix.shape[0], np.float32)
     if matrix.shape[0]:
-        _dot_f16_kernel(matrix.view(np.uint16), _f16_table(), np.ascontiguousarray(q, dtype=np.float32), out)
+        _dot_f16_kernel()(matrix.view(np.uint16), _f16_table(), np.ascontiguousarray(q, dtype=np.float32), out)
     return out
 
 
