@@ -79,6 +79,10 @@ class TagFile:
         mutagen's class name (``MP3``, ``FLAC``, ``WAVE``, ...).
     has_id3v1 : bool
         An ID3v1 tag at the end (then a save writes two places, so never in place).
+    one_write : bool
+        A save that fits the padding is one write of one region, so it may be done in
+        place: false for ID3v1 files, and for Ogg files whose comment header spans
+        several pages (mutagen rewrites them page by page).
     """
 
     def __init__(self, path: str, *, id3v24: bool = False):
@@ -97,6 +101,7 @@ class TagFile:
         self._id3 = self.kind in ("MP3", "AIFF", "WAVE", "EasyMP3", "TrueAudio")
         self.id3_version: int | None = None
         self.has_id3v1 = False
+        self._ogg = False
         if self._id3:
             self.f = self._open_id3(path, translate=id3v24)
             self.id3_version = 4
@@ -113,6 +118,7 @@ class TagFile:
                 ("mutagen.flac", "mutagen.oggvorbis", "mutagen.oggopus", "mutagen.oggflac", "mutagen.oggspeex")
             ):
                 self.system = "vorbis"
+                self._ogg = not name.startswith("mutagen.flac")
             elif name.startswith("mutagen.mp4"):
                 self.system = "mp4"
             elif name.startswith("mutagen.asf"):
@@ -138,6 +144,32 @@ class TagFile:
             return f
         except mutagen.MutagenError as exc:
             raise TagFileError(path, f"corrupt ID3 tag ({exc})") from None
+
+    @property
+    def one_write(self) -> bool:
+        if self.has_id3v1:
+            return False
+        return not self._ogg or self._ogg_comment_pages() == 1
+
+    def _ogg_comment_pages(self) -> int:
+        """Pages holding the comment header (the second packet of the first logical stream)."""
+        from mutagen.ogg import OggPage
+
+        try:
+            with open(self.path, "rb") as fh:
+                first = OggPage(fh)
+                page = OggPage(fh)
+                while page.serial != first.serial:
+                    page = OggPage(fh)
+                # The comment packet starts on the stream's second page (the first holds the id header).
+                n = 1
+                while not (page.complete or len(page.packets) > 1):
+                    page = OggPage(fh)
+                    if page.serial == first.serial:
+                        n += 1
+                return n
+        except Exception:  # noqa: BLE001 - unreadable pages: take the safe path (a copy)
+            return 0
 
     def _find_id3v1(self) -> bool:
         try:

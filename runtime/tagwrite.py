@@ -410,7 +410,7 @@ def safe_save(path: str, target: dict[str, list[str] | None], digest: str, *, id
         ``in place`` or ``copy``.
     """
     tf = TagFile(path, id3v24=id3v24)
-    if not tf.has_id3v1:  # an ID3v1 update is a second write at the end: never in place
+    if tf.one_write:  # else (an ID3v1 tag, a multi-page Ogg header) a save writes several places: never in place
         _apply_values(tf, target)
         size = os.stat(path).st_size
         try:

@@ -348,3 +348,25 @@ def test_jobs_keep_row_order_and_one_journal(tmp_path):
     assert {r.status for r in results} == {"written"}
     recs = read_journal(tmp_path / "t.jsonl.tagjournal.jsonl")
     assert sorted((r["path"], r["op"]) for r in recs) == sorted((str(p), op) for p in files for op in ("begin", "done"))
+
+
+def test_ogg_with_a_multi_page_comment_header_is_never_written_in_place(tmp_path):
+    """mutagen rewrites an Ogg comment header page by page: when it spans pages, only a verified copy is safe."""
+    import base64
+
+    import mutagen
+    from mutagen.flac import Picture
+
+    big = make_vorbis(tmp_path / "big.ogg", "OGG", "VORBIS")
+    f = mutagen.File(big)
+    pic = Picture()
+    pic.type, pic.mime, pic.data = 3, "image/png", COVER * 100  # ~100 KB: the header spans several pages
+    f["METADATA_BLOCK_PICTURE"] = [base64.b64encode(pic.write()).decode("ascii")]
+    f.save()
+    small = make_vorbis(tmp_path / "small.ogg", "OGG", "VORBIS")
+    assert not TagFile(str(big)).one_write and TagFile(str(small)).one_write
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(p, CARD, genre=GENRE, moods=MOODS) for p in (big, small)])
+    list(write_tags(rows, WriteOptions(), apply=True))  # the first write adds padding to both
+    rb, rs = write_tags(rows, WriteOptions(policy="replace", heads=("genre",), min_confidence=0.6), apply=True)
+    assert (rb.method, rs.method) == ("copy", "in place")
+    assert mutagen.File(big)["METADATA_BLOCK_PICTURE"] == f["METADATA_BLOCK_PICTURE"]
