@@ -59,6 +59,8 @@ _LOGGER = logging.getLogger(__name__)
 POLICIES = ("fill", "merge", "replace")
 DEFAULT_TOP_K = {"genre": 2, "moods": 3, "tags": 5}
 """At most this many labels per head unless ``top_k`` says otherwise."""
+ID3_ALIASES = {"TMOO": ("TXXX:MOOD",), "TXXX:MOOD": ("TMOO",)}
+"""Where other taggers put the mood in the other ID3 version: ``fill`` counts it as the file's own."""
 KILL_HOOK_ENV = "MIRTAG_TEST_KILL_TAGWRITE"
 """Test hook: ``copy`` makes the process SIGKILL itself after the temporary copy is saved, before it replaces the file."""
 TMP_SUFFIX = ".mirtag-tmp"
@@ -586,6 +588,8 @@ class TagWriter:
                 continue
             key = fld.key(tf.system)
             cur = tf.get(key)
+            if fld.user and not cur and opts.policy == "fill" and any(tf.get(k) for k in ID3_ALIASES.get(key, ())):
+                continue  # the file has this value under the other ID3 key (TXXX:MOOD in v2.4, TMOO in v2.3)
             want = merge_values(cur, decided.get(fld.value), opts.policy, fld.user)
             if (cur or None) != (want or None):
                 res.changes[fld.value] = (cur, want)

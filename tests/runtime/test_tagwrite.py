@@ -370,3 +370,17 @@ def test_ogg_with_a_multi_page_comment_header_is_never_written_in_place(tmp_path
     rb, rs = write_tags(rows, WriteOptions(policy="replace", heads=("genre",), min_confidence=0.6), apply=True)
     assert (rb.method, rs.method) == ("copy", "in place")
     assert mutagen.File(big)["METADATA_BLOCK_PICTURE"] == f["METADATA_BLOCK_PICTURE"]
+
+
+def test_fill_counts_a_mood_under_the_other_id3_key(tmp_path):
+    from mutagen.id3 import ID3, TXXX
+
+    f = make_mp3(tmp_path / "a.mp3", 4, genre=None, padding=4096)
+    tags = ID3(f)
+    tags.add(TXXX(encoding=3, desc="MOOD", text=["Melancholic"]))  # as some taggers write it in v2.4
+    tags.save(f)
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(f, CARD, genre=GENRE, moods=MOODS)])
+    (res,) = write_tags(rows, WriteOptions())
+    assert "moods" not in res.changes and "genres" in res.changes
+    (res,) = write_tags(rows, WriteOptions(policy="merge"))
+    assert res.changes["moods"] == (None, ["calm", "dreamy"])  # merge and replace write TMOO as usual
