@@ -411,6 +411,7 @@ def safe_save(path: str, target: dict[str, list[str] | None], digest: str, *, id
     str
         ``in place`` or ``copy``.
     """
+    path = os.path.realpath(path)  # a symlink stays a link: the file it points to is the one written
     tf = TagFile(path, id3v24=id3v24)
     if tf.one_write:  # else (an ID3v1 tag, a multi-page Ogg header) a save writes several places: never in place
         _apply_values(tf, target)

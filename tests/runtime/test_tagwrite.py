@@ -384,3 +384,13 @@ def test_fill_counts_a_mood_under_the_other_id3_key(tmp_path):
     assert "moods" not in res.changes and "genres" in res.changes
     (res,) = write_tags(rows, WriteOptions(policy="merge"))
     assert res.changes["moods"] == (None, ["calm", "dreamy"])  # merge and replace write TMOO as usual
+
+
+def test_a_symlink_stays_a_link(tmp_path):
+    target = make_mp3(tmp_path / "real.mp3", 4, genre=None, padding=0)  # no room: the copy path
+    link = tmp_path / "link.mp3"
+    link.symlink_to(target)
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(link, CARD, genre=GENRE, moods=MOODS)])
+    (res,) = write_tags(rows, WriteOptions(), apply=True)
+    assert res.status == "written" and res.method == "copy"
+    assert link.is_symlink() and taglib_tags(target)["MOOD"] == ["calm", "dreamy"]
