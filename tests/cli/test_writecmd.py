@@ -62,6 +62,10 @@ def test_exit_codes(tmp_path):
     assert runner.invoke(app, ["write", str(tmp_path / "missing.csv")]).exit_code == 2
     assert runner.invoke(app, ["write", str(rows), "--policy", "overwrite"]).exit_code == 2
     assert runner.invoke(app, ["write", str(rows), "--heads", "genre,emotionz"]).exit_code == 2
+    bad_map = tmp_path / "map.toml"
+    bad_map.write_text('[genre]\n"Jazz" = "Jazz/Blues"\n')
+    res = runner.invoke(app, ["write", str(rows), "--label-map", str(bad_map)])
+    assert res.exit_code == 2 and "players split" in res.stderr
     foreign = write_rows(tmp_path / "foreign.jsonl", [dict(scan_row(f, CARD), model_sha256="0" * 64)])
     res = runner.invoke(app, ["write", str(foreign)])
     assert res.exit_code == 2 and "--model" in res.stderr
@@ -81,6 +85,10 @@ def test_sigkill_during_the_copy_leaves_the_original_and_a_rerun_finishes(tmp_pa
     assert killed.returncode == -9, killed.stderr
     assert random_bytes_md5(f) == raw and ffmpeg_md5(f) == audio  # untouched, still playable
     assert taglib_tags(f)["GENRE"] == ["Rock"] and "MOOD" not in taglib_tags(f)
+    from mirtag.runtime.tagjournal import read_journal
+
+    (rec,) = read_journal(tmp_path / "tags.jsonl.tagjournal.jsonl")  # on disk before the file was touched
+    assert rec["op"] == "begin" and rec["old"]["TXXX:MOOD"] is None and rec["new"]["TXXX:MOOD"] == ["calm"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "1 written" in done.stderr
