@@ -19,6 +19,7 @@ from rich.text import Text
 
 from mirtag.cli.options import DEVICE_HELP, ReadableGroup, check_device
 from mirtag.runtime.errors import MirtagError
+from mirtag.runtime.scan import ScanSettings
 
 app = typer.Typer(
     cls=ReadableGroup,
@@ -99,17 +100,22 @@ def info() -> None:
     out.print(table)
 
 
+_SCAN = ScanSettings()
+"""The scan options' defaults are ScanSettings' own (typed once, in the runtime)."""
+
+
 @app.command()
 def scan(
-    # readable=False: an unreadable file is that file's error row, not a usage error for the whole scan.
-    paths: Annotated[list[Path], typer.Argument(help="Folders (walked recursively) and files.", show_default=False,
-                                                readable=False)],
     out: Annotated[str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")],
+    # readable=False: an unreadable file is that file's error row, not a usage error for the whole scan.
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Folders (walked recursively) and files (default: your music folder, XDG_MUSIC_DIR or ~/Music).",
+        show_default=False, readable=False)] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with --out -).")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier).")] = None,
-    device: Annotated[str, typer.Option(help=DEVICE_HELP, callback=check_device)] = "auto",
-    workers: Annotated[int, typer.Option(min=1, help="Decoder/frontend worker processes.")] = 2,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = 64,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP, callback=check_device)] = _SCAN.device,
+    workers: Annotated[int, typer.Option(min=1, help="Decoder/frontend worker processes.")] = _SCAN.workers,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = _SCAN.batch_size,
     top_k: Annotated[Optional[int], typer.Option(min=1, help="At most K labels in each head's top list.")] = None,
     min_confidence: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Threshold for the top lists (default: the card's per-label thresholds).")] = None,
     include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to scan (repeatable); replaces the audio-extension filter.")] = None,
@@ -117,8 +123,8 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Rescan everything, replacing the output.")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors", help="Rescan files whose stored row is an error (default), or keep those rows.")] = True,
-    coverage: Annotated[str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")] = "full",
-    time_limit: Annotated[float, typer.Option(help="Seconds one file may take (> 0).")] = 600.0,
+    coverage: Annotated[str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")] = _SCAN.coverage,
+    time_limit: Annotated[float, typer.Option(help="Seconds one file may take (> 0).")] = _SCAN.time_limit,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if the output holds any error row (this run's or an earlier one's).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,

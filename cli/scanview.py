@@ -33,6 +33,29 @@ def _check_paths(paths: list[Path]) -> None:
             raise _usage(f"{p}: no such folder or file")
 
 
+def _default_folder(quiet: bool) -> Path:
+    """The user's music folder, for ``mirtag scan`` without a path (said on stderr; a usage error if missing)."""
+    from mirtag.runtime.userdirs import music_dir
+
+    folder = music_dir()
+    if not folder.is_dir():
+        raise _usage(f"no folder given, and your music folder {folder} does not exist: give the folders to scan")
+    if not quiet:
+        err.print(f"scanning your music folder {folder} (no folder given)", markup=False, highlight=False)
+    return folder
+
+
+def _no_audio_hint(paths: list[Path], include) -> str:
+    """Why nothing was found: the extensions a scan picks up (or the --include globs)."""
+    from mirtag.runtime.audio import AUDIO_EXTENSIONS
+
+    where = ", ".join(str(p) for p in paths)
+    if include:
+        return f"no file under {where} matches --include {' '.join(include)}"
+    return (f"no audio files under {where}: a scan picks up {' '.join(sorted(AUDIO_EXTENSIONS))} "
+            "(--include GLOB for others)")
+
+
 def _ray_engine(address: str | None, gpus_per_actor: float):
     """A Scanner factory for ``--engine ray`` (a drop-in Scanner: same rows, writer and resume)."""
 
@@ -85,6 +108,8 @@ def run_scan(
             raise rows_mod.OutputError("--embeddings auto names the file after --out; give a file name")
     except MirtagError as exc:
         raise _usage(str(exc)) from None
+    if not paths:
+        paths = [_default_folder(quiet)]
     _check_paths(paths)
     stats = None
     progress = None
@@ -96,6 +121,8 @@ def run_scan(
         stats = s
         if quiet:
             return
+        if s.total == 0 and s.skipped == 0:
+            err.print(_no_audio_hint(paths, include), markup=False, highlight=False)
         where = f" on {s.provider}" if s.provider else ""
         err.print(
             f"{s.model}{where}; {s.total} file{'s' if s.total != 1 else ''} to scan, {s.skipped} already in {out}",

@@ -187,7 +187,7 @@ def _sample_regions(audio, path, fe, n: int):
     span = _region_seconds(fe)
     if info.duration_s <= n * span:
         return None  # a short track: full coverage costs no more
-    win_s = c.window_frames * c.hop_length / c.sample_rate
+    win_s = c.window_seconds
     regions = []
     for i in range(n):
         centre = (i + 0.5) * info.duration_s / n
