@@ -52,8 +52,10 @@ def _no_audio_hint(paths: list[Path], include) -> str:
     where = ", ".join(str(p) for p in paths)
     if include:
         return f"no file under {where} matches --include {' '.join(include)}"
-    return (f"no audio files under {where}: a scan picks up {' '.join(sorted(AUDIO_EXTENSIONS))} "
-            "(--include GLOB for others)")
+    return (
+        f"no audio files under {where}: a scan picks up {' '.join(sorted(AUDIO_EXTENSIONS))} "
+        "(--include GLOB for others)"
+    )
 
 
 def _ray_engine(address: str | None, gpus_per_actor: float):
