@@ -194,6 +194,7 @@ class MirtagPlugin(BeetsPlugin):
                     self._log.error("{}: {}", row["path"], row["error"])
                     continue
                 self.apply(item, row, card, options, label_map)
+                self._log.debug("{}: {} {}", row["path"], item.get("mirtag_quadrant", ""), item.get("genres", []))
                 item.store()
                 if write:
                     item.try_write()
