@@ -271,4 +271,4 @@ class Session:
         for t in self.card.outputs:
             if t.name == name:
                 return int(t.shape[1])
-        raise KeyError(name)
+        raise ModelLoadError(f"{self.card.path}: the card has no output {name!r}")

@@ -24,6 +24,7 @@ import numpy as np
 
 from mirtag.runtime.card import Head
 from mirtag.runtime.decisions import calibrate, decide
+from mirtag.runtime.errors import ParameterError
 
 TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.2), np.log(5.0), 121))
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
@@ -36,7 +37,7 @@ def _flat(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None) -> tuple[np.nda
     Y = np.asarray(Y, dtype=np.float64)
     P = np.asarray(P, dtype=np.float64)
     if Y.shape != P.shape:
-        raise ValueError(f"Y and P must have the same shape, got {Y.shape} and {P.shape}")
+        raise ParameterError(f"Y and P must have the same shape, got {Y.shape} and {P.shape}")
     keep = np.ones(Y.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
     return Y[keep], P[keep]
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirtag.runtime.errors import ParameterError
+
 _LOGGER = logging.getLogger(__name__)
 
 __all__ = [
@@ -62,7 +64,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
+        raise ParameterError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
     if y_true.size == 0:
         return float("nan")
     return float(np.mean(y_true == y_pred))
@@ -86,12 +88,12 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
+        raise ParameterError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
     # An out-of-range index would silently land in another cell of the flat
     # bincount, so refuse it instead.
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"{name} has indices outside [0, {n_classes})")
+            raise ParameterError(f"{name} has indices outside [0, {n_classes})")
     flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
     return flat.reshape(n_classes, n_classes).astype(np.int64)
 
@@ -127,7 +129,7 @@ def precision_recall_f1(cm: np.ndarray) -> dict:
     """
     cm = np.asarray(cm, dtype=np.int64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+        raise ParameterError(f"confusion matrix must be square, got shape {cm.shape}")
     tp = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
@@ -187,10 +189,10 @@ def multilabel_prf(Y: np.ndarray, B: np.ndarray, mask: np.ndarray | None = None,
     Y = np.asarray(Y).astype(bool)
     B = np.asarray(B).astype(bool)
     if Y.shape != B.shape or Y.ndim != 2:
-        raise ValueError(f"Y and B must be (n, L) of the same shape, got {Y.shape} and {B.shape}")
+        raise ParameterError(f"Y and B must be (n, L) of the same shape, got {Y.shape} and {B.shape}")
     known = np.ones_like(Y) if mask is None else np.asarray(mask, dtype=bool)
     if known.shape != Y.shape:
-        raise ValueError(f"mask shape {known.shape} differs from Y shape {Y.shape}")
+        raise ParameterError(f"mask shape {known.shape} differs from Y shape {Y.shape}")
     tp = (Y & B & known).sum(axis=0)
     fp = (~Y & B & known).sum(axis=0)
     fn = (Y & ~B & known).sum(axis=0)
@@ -264,7 +266,7 @@ def _binary_inputs(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
     y = np.asarray(y_true).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
-        raise ValueError(f"y_true and scores differ in length: {y.shape} vs {s.shape}")
+        raise ParameterError(f"y_true and scores differ in length: {y.shape} vs {s.shape}")
     return y.astype(bool), s
 
 
@@ -377,15 +379,15 @@ def macro_auc(
         Per-label value, nan for skipped labels.
     """
     if kind not in ("roc", "pr"):
-        raise ValueError(f"kind must be 'roc' or 'pr', got {kind!r}")
+        raise ParameterError(f"kind must be 'roc' or 'pr', got {kind!r}")
     Y = np.asarray(Y)
     S = np.asarray(S, dtype=np.float64)
     if Y.shape != S.shape or Y.ndim != 2:
-        raise ValueError(f"Y and S must be (n, L) of the same shape, got {Y.shape} and {S.shape}")
+        raise ParameterError(f"Y and S must be (n, L) of the same shape, got {Y.shape} and {S.shape}")
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != Y.shape:
-            raise ValueError(f"mask shape {mask.shape} differs from Y shape {Y.shape}")
+            raise ParameterError(f"mask shape {mask.shape} differs from Y shape {Y.shape}")
     fn = roc_auc if kind == "roc" else average_precision
     n, n_labels = Y.shape
     per_label = np.full(n_labels, np.nan, dtype=np.float64)
@@ -452,11 +454,11 @@ def bootstrap_ci(
         gave a finite value).
     """
     if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array")
+        raise ParameterError("bootstrap_ci needs at least one array")
     arrays = tuple(np.asarray(a) for a in arrays)
     n = arrays[0].shape[0]
     if any(a.shape[0] != n for a in arrays):
-        raise ValueError("all arrays must share their first dimension")
+        raise ParameterError("all arrays must share their first dimension")
     point = _as_scalar(metric_fn(*arrays))
     if n == 0:
         return point, float("nan"), float("nan")
@@ -484,9 +486,9 @@ def _track_sums(window_probs: np.ndarray, track_index: np.ndarray, n_tracks: int
     p = np.asarray(window_probs, dtype=np.float64)
     t = np.asarray(track_index, dtype=np.int64).ravel()
     if p.ndim != 2 or p.shape[0] != t.size:
-        raise ValueError(f"window_probs must be (n_windows, L) matching track_index, got {p.shape} and {t.shape}")
+        raise ParameterError(f"window_probs must be (n_windows, L) matching track_index, got {p.shape} and {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= n_tracks):
-        raise ValueError(f"track_index has values outside [0, {n_tracks})")
+        raise ParameterError(f"track_index has values outside [0, {n_tracks})")
     sums = np.zeros((n_tracks, p.shape[1]), dtype=np.float64)
     np.add.at(sums, t, p)
     counts = np.bincount(t, minlength=n_tracks)
@@ -594,11 +596,11 @@ def tune_thresholds(
     """
     grid = np.linspace(0.05, 0.95, 19) if grid is None else np.asarray(grid, dtype=np.float64).ravel()
     if grid.size == 0:
-        raise ValueError("grid is empty")
+        raise ParameterError("grid is empty")
     Y = np.asarray(Y)
     S = np.asarray(S, dtype=np.float64)
     if Y.shape != S.shape or Y.ndim != 2:
-        raise ValueError(f"Y and S must be (n, L) of the same shape, got {Y.shape} and {S.shape}")
+        raise ParameterError(f"Y and S must be (n, L) of the same shape, got {Y.shape} and {S.shape}")
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
     n, n_labels = Y.shape
@@ -656,7 +658,7 @@ def confusion_png(cm: np.ndarray, labels: Sequence[str], path: str | Path, title
     cm = np.asarray(cm, dtype=np.int64)
     n = cm.shape[0]
     if len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for a {n}x{n} matrix")
+        raise ParameterError(f"{len(labels)} labels for a {n}x{n} matrix")
     norm = _safe_div(cm, cm.sum(axis=1, keepdims=True))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -707,7 +709,7 @@ def confusion_csv(cm: np.ndarray, labels: Sequence[str], path: str | Path) -> Pa
     """
     cm = np.asarray(cm, dtype=np.int64)
     if len(labels) != cm.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {cm.shape[0]}x{cm.shape[1]} matrix")
+        raise ParameterError(f"{len(labels)} labels for a {cm.shape[0]}x{cm.shape[1]} matrix")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
