@@ -90,43 +90,73 @@ def old_stats(Y, P, mask, head) -> dict:
         fp += int((pick & ~Yb[i] & M[i]).sum())
         fn += int((~pick & Yb[i] & M[i]).sum())
         lengths.append(len(chosen))
-    return {"tracks": len(lengths), "precision": round(tp / max(1, tp + fp), 4), "recall": round(tp / max(1, tp + fn), 4),
-            "mean_labels": round(float(np.mean(lengths)), 3), "max_labels_seen": int(max(lengths, default=0)),
-            "empty_share": 0.0}
+    return {
+        "tracks": len(lengths),
+        "precision": round(tp / max(1, tp + fp), 4),
+        "recall": round(tp / max(1, tp + fn), 4),
+        "mean_labels": round(float(np.mean(lengths)), 3),
+        "max_labels_seen": int(max(lengths, default=0)),
+        "empty_share": 0.0,
+    }
 
 
 def markdown(rep: dict) -> str:
-    lines = [BEGIN, "## Decisions and calibration (`python scripts/tune_decisions.py --write`)", "",
-             f"Fitted on the {rep['n_validation']} validation clips, judged on the {rep['n_test']} test clips, with the "
-             "runtime's own track-level probabilities. Rules (`mirtag.runtime.decisions`): probabilities are "
-             "calibrated by one temperature per head (lowest validation NLL); a sigmoid head's `top` holds the labels "
-             f"at or above the head's threshold (one per head, best F{rep['beta']:g} on validation"
-             + (f", precision >= {rep['min_precision']}" if rep["min_precision"] else "")
-             + "), best first, at most `max_labels` (`--top-k` overrides), and may be empty; a track under the "
-             "`music` threshold (or silent) gets no label from any head.", "",
-             "| head | temperature | threshold | max labels | test NLL before -> after | test ECE before -> after |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Decisions and calibration (`python scripts/tune_decisions.py --write`)",
+        "",
+        f"Fitted on the {rep['n_validation']} validation clips, judged on the {rep['n_test']} test clips, with the "
+        "runtime's own track-level probabilities. Rules (`mirtag.runtime.decisions`): probabilities are "
+        "calibrated by one temperature per head (lowest validation NLL); a sigmoid head's `top` holds the labels "
+        f"at or above the head's threshold (one per head, best F{rep['beta']:g} on validation, F1 for the music gate"
+        + (f", precision >= {rep['min_precision']}" if rep["min_precision"] else "")
+        + "), best first, at most `max_labels` (`--top-k` overrides), and may be empty; a track under the "
+        "`music` threshold (or silent) gets no label from any head.",
+        "",
+        "| head | temperature | threshold | max labels | test NLL before -> after | test ECE before -> after |",
+        "|---|---|---|---|---|---|",
+    ]
     for h, r in rep["heads"].items():
         thr = "" if r["threshold"] is None else f"{r['threshold']:.3f}"
-        lines.append(f"| {h} | {r['temperature']:.3f} | {thr} | {r['max_labels'] or ''} | "
-                     f"{r['nll_before']:.4f} -> {r['nll_after']:.4f} | {r['ece_before']:.4f} -> {r['ece_after']:.4f} |")
-    lines += ["", ("Decisions on test, 1.1.0's rule (per-label best-F1 thresholds, at least one label, no cap, "
-                   "no music gate) against the new one (supervised labels only; tracks without any supervised label "
-                   "of the head are left out):"), "",
-              "| head | tracks | precision old -> new | recall old -> new | mean labels old -> new | most labels old -> new | empty (new) |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {h} | {r['temperature']:.3f} | {thr} | {r['max_labels'] or ''} | "
+            f"{r['nll_before']:.4f} -> {r['nll_after']:.4f} | {r['ece_before']:.4f} -> {r['ece_after']:.4f} |"
+        )
+    lines += [
+        "",
+        (
+            "Decisions on test, 1.1.0's rule (per-label best-F1 thresholds, at least one label, no cap, "
+            "no music gate) against the new one (supervised labels only; tracks without any supervised label "
+            "of the head are left out):"
+        ),
+        "",
+        "| head | tracks | precision old -> new | recall old -> new | mean labels old -> new | most labels old -> new | empty (new) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for h, r in rep["heads"].items():
         o, n = r["test_old"], r["test_new"]
-        lines.append(f"| {h} | {n['tracks']} | {o['precision']:.3f} -> {n['precision']:.3f} | {o['recall']:.3f} -> "
-                     f"{n['recall']:.3f} | {o['mean_labels']:.2f} -> {n['mean_labels']:.2f} | {o['max_labels_seen']} -> "
-                     f"{n['max_labels_seen']} | {n['empty_share']:.0%} |")
+        lines.append(
+            f"| {h} | {n['tracks']} | {o['precision']:.3f} -> {n['precision']:.3f} | {o['recall']:.3f} -> "
+            f"{n['recall']:.3f} | {o['mean_labels']:.2f} -> {n['mean_labels']:.2f} | {o['max_labels_seen']} -> "
+            f"{n['max_labels_seen']} | {n['empty_share']:.0%} |"
+        )
     m = rep["music_gate"]
-    lines += ["", (f"Music gate on test: {m['nonmusic_flagged']}/{m['nonmusic']} non-music clips (ESC-50) are "
-                   f"flagged not music and get no genre or mood; {m['music_flagged']}/{m['music']} music clips are "
-                   "wrongly flagged."), ""]
+    lines += [
+        "",
+        (
+            f"Music gate on test: {m['nonmusic_flagged']}/{m['nonmusic']} non-music clips (ESC-50) are "
+            f"flagged not music and get no genre or mood; {m['music_flagged']}/{m['music']} music clips are "
+            "wrongly flagged."
+        ),
+        "",
+    ]
     for h, r in rep["heads"].items():
-        lines += [f"Reliability on test, `{h}` (calibrated; pairs of track and supervised label; ECE {r['ece_after']:.4f}):",
-                  "", "| predicted | pairs | mean predicted | observed |", "|---|---|---|---|"]
+        lines += [
+            f"Reliability on test, `{h}` (calibrated; pairs of track and supervised label; ECE {r['ece_after']:.4f}):",
+            "",
+            "| predicted | pairs | mean predicted | observed |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {b['bin']} | {b['n']} | {b['mean_p']:.3f} | {b['observed']:.3f} |" for b in r["reliability_test"]]
         lines.append("")
     lines.append(END)
@@ -170,27 +200,44 @@ def main(argv: list[str] | None = None) -> int:
     else:
         music_ok = ~tp["silent"].astype(bool)
     is_music_clip = np.array([c.music for c in data["test"][0]])
-    rep = {"model": card.ref, "sha256": card.sha256, "beta": args.beta, "min_precision": args.min_precision,
-           "n_validation": len(data["validation"][0]), "n_test": len(data["test"][0]), "heads": {},
-           "music_gate": {"music": int(is_music_clip.sum()), "music_flagged": int((is_music_clip & ~music_ok).sum()),
-                          "nonmusic": int((~is_music_clip).sum()), "nonmusic_flagged": int((~is_music_clip & ~music_ok).sum())}}
+    rep = {
+        "model": card.ref,
+        "sha256": card.sha256,
+        "beta": args.beta,
+        "min_precision": args.min_precision,
+        "n_validation": len(data["validation"][0]),
+        "n_test": len(data["test"][0]),
+        "heads": {},
+        "music_gate": {
+            "music": int(is_music_clip.sum()),
+            "music_flagged": int((is_music_clip & ~music_ok).sum()),
+            "nonmusic": int((~is_music_clip).sum()),
+            "nonmusic_flagged": int((~is_music_clip & ~music_ok).sum()),
+        },
+    }
     for name, h in tuned.items():
         cal = calibrate(tp[name], h.kind, h.temperature)
-        entry = {"temperature": h.temperature,
-                 "threshold": None if h.kind == "softmax" else h.threshold(h.labels[0]),
-                 "max_labels": h.max_labels,
-                 "nll_before": C.nll(tt[name], tp[name], tm[name], h.kind),
-                 "nll_after": C.nll(tt[name], cal, tm[name], h.kind),
-                 "ece_before": C.reliability_table(tt[name], tp[name], tm[name])["ece"],
-                 "ece_after": C.reliability_table(tt[name], cal, tm[name])["ece"],
-                 "reliability_test": C.reliability_table(tt[name], cal, tm[name])["rows"],
-                 "test_old": old_stats(tt[name], tp[name], tm[name], heads[name]),
-                 "test_new": C.decision_stats(tt[name], cal, tm[name], h, h.labels,
-                                              music=None if name == "music" else music_ok)}
+        entry = {
+            "temperature": h.temperature,
+            "threshold": None if h.kind == "softmax" else h.threshold(h.labels[0]),
+            "max_labels": h.max_labels,
+            "nll_before": C.nll(tt[name], tp[name], tm[name], h.kind),
+            "nll_after": C.nll(tt[name], cal, tm[name], h.kind),
+            "ece_before": C.reliability_table(tt[name], tp[name], tm[name])["ece"],
+            "ece_after": C.reliability_table(tt[name], cal, tm[name])["ece"],
+            "reliability_test": C.reliability_table(tt[name], cal, tm[name])["rows"],
+            "test_old": old_stats(tt[name], tp[name], tm[name], heads[name]),
+            "test_new": C.decision_stats(
+                tt[name], cal, tm[name], h, h.labels, music=None if name == "music" else music_ok
+            ),
+        }
         rep["heads"][name] = entry
-        print(f"{name}: T={h.temperature} thr={entry['threshold']} cap={h.max_labels} "
-              f"NLL {entry['nll_before']:.4f}->{entry['nll_after']:.4f} ECE {entry['ece_before']:.4f}->{entry['ece_after']:.4f} "
-              f"old {entry['test_old']} new {entry['test_new']}", file=sys.stderr)
+        print(
+            f"{name}: T={h.temperature} thr={entry['threshold']} cap={h.max_labels} "
+            f"NLL {entry['nll_before']:.4f}->{entry['nll_after']:.4f} ECE {entry['ece_before']:.4f}->{entry['ece_after']:.4f} "
+            f"old {entry['test_old']} new {entry['test_new']}",
+            file=sys.stderr,
+        )
     (work / "report.json").write_text(json.dumps(rep, indent=1))
     md = markdown(rep)
     (work / "decisions.md").write_text(md + "\n")
@@ -201,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         mc = Path(args.model_card)
         text = mc.read_text()
         if BEGIN in text:
-            text = text[: text.index(BEGIN)] + md + text[text.index(END) + len(END):]
+            text = text[: text.index(BEGIN)] + md + text[text.index(END) + len(END) :]
         else:
             anchor = "## Ablations"
             text = text.replace(anchor, md + "\n\n" + anchor, 1) if anchor in text else text + "\n" + md + "\n"

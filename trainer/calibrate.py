@@ -29,6 +29,9 @@ from mirtag.runtime.errors import ParameterError
 TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.2), np.log(5.0), 121))
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 DEFAULT_MAX_LABELS = {"genre": 2, "moods": 3, "emotions": 3, "tags": 5}
+HEAD_BETA = {"music": 1.0}
+"""Heads tuned for F1 rather than F0.5: a false "not music" removes every label of a track, so the music
+gate weighs recall as much as precision."""
 SOFT_POSITIVE = 0.3
 """A soft target (the share of listeners who felt an emotion) counts as positive from this share."""
 
@@ -53,8 +56,9 @@ def nll(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, kind: str) -> flo
     return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean()) if y.size else float("nan")
 
 
-def fit_temperature(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, kind: str,
-                    grid: np.ndarray = TEMPERATURE_GRID) -> float:
+def fit_temperature(
+    Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, kind: str, grid: np.ndarray = TEMPERATURE_GRID
+) -> float:
     """The temperature (grid search, 0.2-5) with the lowest validation NLL; 1.0 without supervision.
 
     Parameters
@@ -79,8 +83,14 @@ def binary_targets(Y: np.ndarray) -> np.ndarray:
     return Y >= (0.5 if np.isin(Y, (0.0, 1.0)).all() else SOFT_POSITIVE)
 
 
-def tune_head_threshold(Y: np.ndarray, S: np.ndarray, mask: np.ndarray | None, beta: float = 0.5,
-                        min_precision: float | None = None, grid: np.ndarray = THRESHOLD_GRID) -> float:
+def tune_head_threshold(
+    Y: np.ndarray,
+    S: np.ndarray,
+    mask: np.ndarray | None,
+    beta: float = 0.5,
+    min_precision: float | None = None,
+    grid: np.ndarray = THRESHOLD_GRID,
+) -> float:
     """One threshold for a sigmoid head maximising micro F-beta on validation.
 
     With ``min_precision``, only thresholds whose precision reaches it compete
@@ -128,14 +138,27 @@ def reliability_table(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, bin
         if not sel.any():
             continue
         mp, obs = float(p[sel].mean()), float(y[sel].mean())
-        rows.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(sel.sum()),
-                     "mean_p": round(mp, 3), "observed": round(obs, 3)})
+        rows.append(
+            {
+                "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
+                "n": int(sel.sum()),
+                "mean_p": round(mp, 3),
+                "observed": round(obs, 3),
+            }
+        )
         ece += sel.sum() * abs(obs - mp)
     return {"rows": rows, "ece": round(float(ece / max(1, y.size)), 4), "n": int(y.size)}
 
 
-def decision_stats(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, head: Head, labels: Sequence[str],
-                   k: int | None = None, music: np.ndarray | None = None) -> dict[str, float]:
+def decision_stats(
+    Y: np.ndarray,
+    P: np.ndarray,
+    mask: np.ndarray | None,
+    head: Head,
+    labels: Sequence[str],
+    k: int | None = None,
+    music: np.ndarray | None = None,
+) -> dict[str, float]:
     """Precision and recall of the runtime's decisions (:func:`mirtag.runtime.decisions.decide`).
 
     Parameters
@@ -164,15 +187,29 @@ def decision_stats(Y: np.ndarray, P: np.ndarray, mask: np.ndarray | None, head: 
         fn += int((~pick & Yb[i] & M[i]).sum())
         lengths.append(len(chosen))
         empty += not chosen
-    return {"tracks": n, "precision": round(tp / max(1, tp + fp), 4), "recall": round(tp / max(1, tp + fn), 4),
-            "mean_labels": round(float(np.mean(lengths)) if lengths else 0.0, 3),
-            "max_labels_seen": int(max(lengths, default=0)), "empty_share": round(empty / max(1, n), 4)}
+    return {
+        "tracks": n,
+        "precision": round(tp / max(1, tp + fp), 4),
+        "recall": round(tp / max(1, tp + fn), 4),
+        "mean_labels": round(float(np.mean(lengths)) if lengths else 0.0, 3),
+        "max_labels_seen": int(max(lengths, default=0)),
+        "empty_share": round(empty / max(1, n), 4),
+    }
 
 
-def fit_decisions(heads: Mapping[str, Head], val_targets: Mapping[str, np.ndarray], val_probs: Mapping[str, np.ndarray],
-                  val_masks: Mapping[str, np.ndarray], beta: float = 0.5, min_precision: float | None = None,
-                  max_labels: Mapping[str, int] | None = None) -> dict[str, Head]:
-    """New heads with temperature, one tuned threshold per sigmoid head, and caps (validation only)."""
+def fit_decisions(
+    heads: Mapping[str, Head],
+    val_targets: Mapping[str, np.ndarray],
+    val_probs: Mapping[str, np.ndarray],
+    val_masks: Mapping[str, np.ndarray],
+    beta: float = 0.5,
+    min_precision: float | None = None,
+    max_labels: Mapping[str, int] | None = None,
+) -> dict[str, Head]:
+    """New heads with temperature, one tuned threshold per sigmoid head, and caps (validation only).
+
+    ``beta`` is the F-beta of every head but those in :data:`HEAD_BETA`.
+    """
     caps = DEFAULT_MAX_LABELS if max_labels is None else max_labels
     out = {}
     for name, h in heads.items():
@@ -183,8 +220,15 @@ def fit_decisions(heads: Mapping[str, Head], val_targets: Mapping[str, np.ndarra
         thresholds = h.thresholds
         if h.kind == "sigmoid":
             cal = calibrate(val_probs[name], h.kind, t)
-            thr = tune_head_threshold(val_targets[name], cal, val_masks[name], beta, min_precision)
+            thr = tune_head_threshold(val_targets[name], cal, val_masks[name], HEAD_BETA.get(name, beta), min_precision)
             thresholds = {lab: thr for lab in h.labels}
-        out[name] = Head(h.name, h.kind, h.labels, h.descriptions, thresholds, temperature=t,
-                         max_labels=caps.get(name, h.max_labels) if h.kind == "sigmoid" else None)
+        out[name] = Head(
+            h.name,
+            h.kind,
+            h.labels,
+            h.descriptions,
+            thresholds,
+            temperature=t,
+            max_labels=caps.get(name, h.max_labels) if h.kind == "sigmoid" else None,
+        )
     return out
