@@ -300,6 +300,134 @@ def real_windows(cfg: GanConfig, card: ModelCard, data_root: Path) -> np.ndarray
     return x.astype(np.float16)
 
 
+@dataclass
+class _GanRun:
+    """The live state of a generator run: what ``last.pt`` saves and resumes."""
+
+    G: Any
+    D: Any
+    T: Any
+    opt_g: Any
+    opt_d: Any
+    opt_t: Any
+    step: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=lambda: {"tv": math.inf, "step": -1})
+
+    def save_last(self, path: Path, real_dist: np.ndarray) -> None:
+        torch.save({"G": self.G.state_dict(), "D": self.D.state_dict(), "T": self.T.state_dict(),
+                    "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                    "opt_t": self.opt_t.state_dict(), "step": self.step, "best": self.best,
+                    "real_dist": torch.from_numpy(real_dist)}, path)
+
+
+def _real_genre_distribution(classifier, real_t, genre_idx: int, n_labels: int) -> np.ndarray:
+    """Top-genre counts of the classifier over every real window."""
+    dist = np.zeros(n_labels, np.int64)
+    # Every real window (they are ordered by dataset: a prefix would leave whole datasets out).
+    for s in range(0, len(real_t), 256):
+        dist += genre_distribution(classifier, real_t[s : s + 256].float(), genre_idx)
+    return dist
+
+
+def _new_gan_run(cfg: GanConfig, fe: FrontendConfig, embed_dim: int, device, out: Path, resume: bool,
+                 real_dist: np.ndarray, say) -> _GanRun:
+    """Networks and optimisers; from ``last.pt`` when resuming."""
+    G, D = Generator(cfg, fe).to(device), Critic(cfg, fe).to(device)
+    T = MIEstimator(cfg.code_dims, embed_dim).to(device)
+    run = _GanRun(G, D, T, opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9)),
+                  opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9)),
+                  opt_t=torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999)))
+    last = out / "last.pt"
+    if resume and last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        for name in ("G", "D", "T"):
+            getattr(run, name).load_state_dict(ck[name])
+        for name in ("opt_g", "opt_d", "opt_t"):
+            getattr(run, name).load_state_dict(ck[name])
+        run.step, run.best = int(ck["step"]), dict(ck["best"])
+        if ck.get("real_dist") is None or not np.array_equal(np.asarray(ck["real_dist"]), real_dist):
+            # The reference distribution changed: earlier "best" choices are not comparable.
+            run.best = {"tv": math.inf, "step": -1}
+            say("real genre distribution differs from the checkpoint's: checkpoint choice starts afresh")
+        run.history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        torch.manual_seed(cfg.seed + run.step)
+        say(f"resumed at generator step {run.step}")
+    return run
+
+
+def _critic_steps(run: _GanRun, cfg: GanConfig, real_t, rng: np.random.Generator, device) -> float:
+    """``n_critic`` WGAN-GP critic updates; returns the last Wasserstein estimate."""
+    w_est = float("nan")
+    for _ in range(cfg.n_critic):
+        idx = rng.integers(0, len(real_t), cfg.batch_size)
+        xr = real_t[idx].float().to(device)
+        with torch.no_grad():
+            xf = run.G(sample_z(cfg.batch_size, cfg.latent_size, device=device))
+        d_real, d_fake = run.D(xr).mean(), run.D(xf).mean()
+        loss_d = d_fake - d_real + cfg.gp_weight * gradient_penalty(run.D, xr, xf)
+        run.opt_d.zero_grad()
+        loss_d.backward()
+        run.opt_d.step()
+        w_est = float((d_real - d_fake).detach())
+    return w_est
+
+
+def _generator_step(run: _GanRun, cfg: GanConfig, classifier, genre_head: str, p_real, device) -> tuple[float, float]:
+    """One generator (and MI estimator) update: adversarial + MI + code-plane diversity + genre-distribution terms.
+
+    Returns the MI loss and the diversity (NaN when its weight is 0).
+    """
+    code = slice(cfg.latent_size - cfg.code_dims, cfg.latent_size)
+    z = sample_z(cfg.batch_size, cfg.latent_size, device=device)
+    xf = run.G(z)
+    m = classifier.embed(xf)
+    loss_mi = mi_loss(run.T, z[:, code], m)
+    div_v = float("nan")
+    if cfg.diversity_weight:
+        div, x2 = code_plane_diversity(run.G, classifier, genre_head, z, cfg.code_dims, cfg.diversity_points)
+        loss_g = -run.D(torch.cat([xf, x2])).mean() + cfg.mi_weight * loss_mi - cfg.diversity_weight * div
+        div_v = float(div.detach())
+    else:
+        loss_g = -run.D(xf).mean() + cfg.mi_weight * loss_mi
+    if cfg.dist_weight:
+        q = torch.softmax(classifier.heads[genre_head](m), dim=1).mean(dim=0)
+        loss_g = loss_g + cfg.dist_weight * (p_real * (torch.log(p_real) - torch.log(q + 1e-8))).sum()
+    run.opt_g.zero_grad()
+    run.opt_t.zero_grad()
+    loss_g.backward()
+    run.opt_g.step()
+    run.opt_t.step()
+    return float(loss_mi.detach()), div_v
+
+
+def _evaluate(run: _GanRun, cfg: GanConfig, classifier, genre_idx: int, genre_head: str, z_eval, device,
+              real_dist: np.ndarray, labels) -> dict[str, Any]:
+    """The map targets at this step: TV distance, coverage, seed maps with enough genres, generated shares."""
+    run.G.eval()
+    with torch.no_grad():
+        fake_dist = sum(genre_distribution(classifier, run.G(z_eval[s : s + 256].to(device)), genre_idx)
+                        for s in range(0, len(z_eval), 256))
+        shown = map_diversity(run.G, classifier, genre_head, cfg)
+    return {"tv": total_variation(real_dist.astype(float), fake_dist.astype(float)),
+            "coverage_ok": coverage_ok(real_dist.astype(float), fake_dist.astype(float)),
+            "maps_3_genres": sum(k >= MIN_LABELS_SHOWN for k in shown), "genres_per_map": shown,
+            "generated": dict(zip(labels, (fake_dist / fake_dist.sum()).round(4).tolist()))}
+
+
+def _keep_if_better(run: _GanRun, row: dict[str, Any], out: Path) -> bool:
+    """Checkpoint choice: coverage and TV within target first, then the most seed maps with enough genres,
+    then the smallest TV distance. Saves ``best.pt`` when this step wins."""
+    best = run.best
+    tv, ok, maps = row["tv"], row["coverage_ok"], row["maps_3_genres"]
+    key = (ok and tv <= TV_TARGET, maps, -tv)
+    better = key > (best.get("ok", False) and best["tv"] <= TV_TARGET, best.get("maps", -1), -best["tv"])
+    if better:
+        run.best = {"tv": tv, "step": run.step, "ok": ok, "maps": maps}
+        torch.save({"G": run.G.state_dict(), "step": run.step}, out / "best.pt")
+    return better
+
+
 def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, reporter=None,
                     real: np.ndarray | None = None) -> Path:
     """Train (or resume) a generator run; exports the best checkpoint. Returns the run folder."""
@@ -324,123 +452,54 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     real_t = torch.from_numpy(real)
     genre_idx = [h.name for h in ccard.heads].index("genre") if any(h.name == "genre" for h in ccard.heads) else 0
     labels = ccard.heads[genre_idx].labels
-    real_dist = np.zeros(len(labels), np.int64)
-    # Every real window (they are ordered by dataset: a prefix would leave whole datasets out).
-    for s in range(0, len(real), 256):
-        real_dist += genre_distribution(classifier, real_t[s : s + 256].float(), genre_idx)
-
+    real_dist = _real_genre_distribution(classifier, real_t, genre_idx, len(labels))
+    real_shares = dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist()))
     genre_head = ccard.heads[genre_idx].name
     p_real = torch.from_numpy((real_dist + 1.0) / (real_dist + 1.0).sum()).float().to(device)  # smoothed, no log(0)
-    G, D = Generator(cfg, fe).to(device), Critic(cfg, fe).to(device)
-    T = MIEstimator(cfg.code_dims, classifier.embed_dim).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9))
-    opt_t = torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9))
-    step, history, best = 0, [], {"tv": math.inf, "step": -1}
-    last = out / "last.pt"
-    if resume and last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=True)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        T.load_state_dict(ck["T"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        opt_t.load_state_dict(ck["opt_t"])
-        step, best = int(ck["step"]), dict(ck["best"])
-        if ck.get("real_dist") is None or not np.array_equal(np.asarray(ck["real_dist"]), real_dist):
-            # The reference distribution changed: earlier "best" choices are not comparable.
-            best = {"tv": math.inf, "step": -1}
-            say("real genre distribution differs from the checkpoint's: checkpoint choice starts afresh")
-        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
-        torch.manual_seed(cfg.seed + step)
-        say(f"resumed at generator step {step}")
-    rng = np.random.default_rng([cfg.seed, step])
-    eval_gen = torch.Generator().manual_seed(cfg.seed + 12345)
-    z_eval = sample_z(cfg.eval_samples, cfg.latent_size, eval_gen)
-    code = slice(cfg.latent_size - cfg.code_dims, cfg.latent_size)
-    w_est = mi = div_v = float("nan")
+
+    run = _new_gan_run(cfg, fe, classifier.embed_dim, device, out, resume, real_dist, say)
+    rng = np.random.default_rng([cfg.seed, run.step])
+    z_eval = sample_z(cfg.eval_samples, cfg.latent_size, torch.Generator().manual_seed(cfg.seed + 12345))
     t_last = time.time()
-    while step < cfg.steps:
-        G.train()
-        for _ in range(cfg.n_critic):
-            idx = rng.integers(0, len(real), cfg.batch_size)
-            xr = real_t[idx].float().to(device)
-            with torch.no_grad():
-                xf = G(sample_z(cfg.batch_size, cfg.latent_size, device=device))
-            d_real, d_fake = D(xr).mean(), D(xf).mean()
-            loss_d = d_fake - d_real + cfg.gp_weight * gradient_penalty(D, xr, xf)
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            w_est = float((d_real - d_fake).detach())
-        z = sample_z(cfg.batch_size, cfg.latent_size, device=device)
-        xf = G(z)
-        m = classifier.embed(xf)
-        loss_mi = mi_loss(T, z[:, code], m)
-        if cfg.diversity_weight:
-            div, x2 = code_plane_diversity(G, classifier, genre_head, z, cfg.code_dims, cfg.diversity_points)
-            loss_g = -D(torch.cat([xf, x2])).mean() + cfg.mi_weight * loss_mi - cfg.diversity_weight * div
-            div_v = float(div.detach())
-        else:
-            loss_g = -D(xf).mean() + cfg.mi_weight * loss_mi
-        if cfg.dist_weight:
-            q = torch.softmax(classifier.heads[genre_head](m), dim=1).mean(dim=0)
-            loss_g = loss_g + cfg.dist_weight * (p_real * (torch.log(p_real) - torch.log(q + 1e-8))).sum()
-        opt_g.zero_grad()
-        opt_t.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        opt_t.step()
-        mi = float(loss_mi.detach())
-        step += 1
+    while run.step < cfg.steps:
+        run.G.train()
+        w_est = _critic_steps(run, cfg, real_t, rng, device)
+        mi, div_v = _generator_step(run, cfg, classifier, genre_head, p_real, device)
+        run.step += 1
         if reporter:
-            reporter.progress(step, cfg.steps)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            G.eval()
-            with torch.no_grad():
-                fake_dist = sum(genre_distribution(classifier, G(z_eval[s : s + 256].to(device)), genre_idx)
-                                for s in range(0, len(z_eval), 256))
-                shown = map_diversity(G, classifier, genre_head, cfg)
-            tv = total_variation(real_dist.astype(float), fake_dist.astype(float))
-            ok = coverage_ok(real_dist.astype(float), fake_dist.astype(float))
-            maps = sum(k >= MIN_LABELS_SHOWN for k in shown)
-            row = {"step": step, "wasserstein": w_est, "mi_loss": mi, "diversity": div_v, "tv": tv, "coverage_ok": ok,
-                   "maps_3_genres": maps, "genres_per_map": shown,
-                   "seconds_per_step": (time.time() - t_last) / cfg.eval_every,
-                   "generated": dict(zip(labels, (fake_dist / fake_dist.sum()).round(4).tolist()))}
-            t_last = time.time()
-            history.append(row)
-            # Checkpoint choice: coverage and TV <= 0.3 first, then the most seed maps with >= 3 genres,
-            # then the smallest TV distance.
-            key = (ok and tv <= TV_TARGET, maps, -tv)
-            better = key > (best.get("ok", False) and best["tv"] <= TV_TARGET, best.get("maps", -1), -best["tv"])
-            if better:
-                best = {"tv": tv, "step": step, "ok": ok, "maps": maps}
-                torch.save({"G": G.state_dict(), "step": step}, out / "best.pt")
-            torch.save({"G": G.state_dict(), "D": D.state_dict(), "T": T.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "opt_t": opt_t.state_dict(), "step": step, "best": best,
-                        "real_dist": torch.from_numpy(real_dist)}, last)
-            (out / "history.json").write_text(json.dumps(history, indent=1))
-            (out / "real_distribution.json").write_text(json.dumps(dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist()))))
-            msg = (f"step {step}: W {w_est:.3f}  MI loss {mi:.3f}  diversity {div_v:.3f}  TV {tv:.3f}  "
-                   f"coverage {'ok' if ok else 'no'}  maps with 3+ genres {maps}/{len(shown)}"
-                   f"{'  (best)' if better else ''}")
-            if reporter:
-                reporter.line(msg)
-            else:
-                _LOGGER.info(msg)
-            if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-                say(f"time budget reached at step {step}: exporting the best checkpoint so far "
-                    "(--resume continues training)")
-                break
+            reporter.progress(run.step, cfg.steps)
+        if run.step % cfg.eval_every and run.step != cfg.steps:
+            continue
+        row = {"step": run.step, "wasserstein": w_est, "mi_loss": mi, "diversity": div_v,
+               **_evaluate(run, cfg, classifier, genre_idx, genre_head, z_eval, device, real_dist, labels),
+               "seconds_per_step": (time.time() - t_last) / cfg.eval_every}
+        t_last = time.time()
+        run.history.append(row)
+        better = _keep_if_better(run, row, out)
+        run.save_last(out / "last.pt", real_dist)
+        (out / "history.json").write_text(json.dumps(run.history, indent=1))
+        (out / "real_distribution.json").write_text(json.dumps(real_shares))
+        msg = (f"step {run.step}: W {w_est:.3f}  MI loss {mi:.3f}  diversity {div_v:.3f}  TV {row['tv']:.3f}  "
+               f"coverage {'ok' if row['coverage_ok'] else 'no'}  maps with 3+ genres "
+               f"{row['maps_3_genres']}/{len(row['genres_per_map'])}{'  (best)' if better else ''}")
+        if reporter:
+            reporter.line(msg)
+        else:
+            _LOGGER.info(msg)
+        if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
+            say(f"time budget reached at step {run.step}: exporting the best checkpoint so far "
+                "(--resume continues training)")
+            break
+    best = run.best
     say(f"exporting the checkpoint of step {best['step']} (TV {best['tv']:.3f})")
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    G = run.G
     G.load_state_dict(ck["G"])
     G.to("cpu")  # export and its parity check run on the CPU, as the runtime does
     export_generator(G.eval(), cfg, fe, ccard, out / "export", provenance={
         "trainer": "mirtag train generator", "config": dataclasses.asdict(cfg), "best_step": best["step"],
-        "tv_distance": best["tv"], "real_distribution": dict(zip(labels, (real_dist / real_dist.sum()).round(4).tolist())),
-        "generated_distribution": next((h["generated"] for h in history if h["step"] == best["step"]), None)})
+        "tv_distance": best["tv"], "real_distribution": real_shares,
+        "generated_distribution": next((h["generated"] for h in run.history if h["step"] == best["step"]), None)})
     return out
 
 
