@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from mirtag.runtime.card import load_card, read_registry
+from mirtag.runtime.card import EMBEDDING_NAME, load_card, read_registry
 from mirtag.trainer.heads import card_rows, decision_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,47 +68,96 @@ def main() -> None:
     report = json.loads((args.run / "report.json").read_text())
     reg = read_registry(ROOT / "exported")
     card = load_card(ROOT / "exported" / reg["models"][reg["default"]["classifier"]]["card"])
-    cfg = card.provenance["config"]
-    test = report["test"]
     history = json.loads((args.run / "history.json").read_text()) if (args.run / "history.json").is_file() else []
-    train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
+    test = report["test"]
+    lines = [f"# Model card: {card.ref}"]
+    lines += what_it_predicts(card)
+    lines += architecture(card)
+    lines += DATA_AND_LICENCES
+    lines += training(card, report, history, args.run)
+    lines += test_results(report)
+    lines += robustness_section(report.get("robustness") or [])
+    lines += domain_shift_section(report.get("domain_shift"))
+    lines += non_music_section(test)
+    lines += genre_per_label_section(test)
+    if args.ablation:
+        lines += ablation_table(("shipped", args.run), *(a.split("=", 1) for a in args.ablation))
+    lines += limitations(card)
+    if args.generator and (args.generator / "history.json").is_file():
+        lines += generator_section(args.generator)
+        if args.map_targets and args.map_targets.is_file():
+            lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
+                      args.map_targets.read_text().strip()]
+    old = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(keep_written_sections(old, "\n".join(lines) + "\n"))
+    print(args.out)
+
+
+def _shape(spec) -> str:
+    """``(batch, 2, 84, 128)``: a tensor's shape as its card states it."""
+    return "(" + ", ".join(str(d) for d in spec.shape) + ")"
+
+
+def what_it_predicts(card) -> list[str]:
+    """The heads, their kinds and labels, and the embedding."""
     lines = [
-        f"# Model card: {card.ref}",
         "",
         "## What it predicts",
         "",
-        "From 2.97-s windows of a track (harmonic and percussive mel spectrograms, see README), averaged over the track:",
+        f"From {card.frontend.window_seconds:.2f}-s windows of a track (harmonic and percussive mel spectrograms, see "
+        "README), averaged over the track:",
         "",
     ]
     for h in card.heads:
         kind = "one label (softmax)" if h.kind == "softmax" else "independent labels (sigmoid)"
         labels = ", ".join(h.labels) if len(h.labels) <= 16 else ", ".join(h.labels[:16]) + f", ... ({len(h.labels)} in all)"
         lines.append(f"- `{h.name}`: {kind}: {labels}")
-    lines += [
-        "- `embedding`: 256 pooled CNN features per window (mean over the track in the Tagger), for similarity search.",
+    embedding = next((t for t in card.outputs if t.name == EMBEDDING_NAME), None)
+    if embedding is not None:
+        lines.append(f"- `embedding`: {embedding.shape[-1]} pooled CNN features per window (mean over the track in the "
+                     "Tagger), for similarity search.")
+    return lines + [
         "",
         "Quadrants: Q1 happy/excited, Q2 angry/tense, Q3 sad/depressed, Q4 calm/relaxed (valence/arousal plane).",
         "Decisions (the `top` lists) follow calibrated probabilities, one precision-weighted threshold per head and",
         "a per-head cap, all fitted on validation; see 'Decisions and calibration' below.",
+    ]
+
+
+def architecture(card) -> list[str]:
+    cfg = card.provenance["config"]
+    return [
         "",
         "## Architecture and size",
         "",
         f"{'Plain conv-BN-ReLU-pool' if cfg['arch'] == 'cnn' else 'Residual squeeze-excitation'} CNN, channels {cfg['channels']}, one linear layer per head on mean+max pooled features; "
-        f"input (batch, 2, {card.frontend.n_mels}, {card.frontend.window_frames}). ONNX opset "
+        f"input {_shape(card.inputs[0])}. ONNX opset "
         f"{card.provenance['export']['opset']}, {card.onnx_path.stat().st_size / 1e6:.2f} MB; "
         f"torch-vs-onnxruntime parity max abs diff {card.provenance['export']['parity_max_abs_diff']:.1e}.",
-        "",
-        "## Data and licences",
-        "",
-        "- 4Q audio emotion dataset (Panda, Malheiro & Paiva, 2018): 720 AllMusic previews, quadrant, AllMusic genres",
-        "  and moods. Research use. Split by normalised artist (no artist in two splits), 70/15/15, stratified by quadrant.",
-        "- Emotify (Aljanaki, Wiering & Veltkamp, 2016): 320 excerpts, 4 genres mapped to Classical, Electronic,",
-        "  Pop/Rock (they supervise only those three genre labels), 9 GEMS emotions as soft targets. No licence stated",
-        "  (research use). Split 70/15/15 stratified by genre; it has no artist column, so artists may straddle splits",
-        "  (a leakage risk that can flatter its numbers).",
-        "- ESC-50 (Piczak, 2015), CC BY-NC 3.0: environmental sounds as 'not music' and as training noise; split by",
-        "  category (40 train / 5 validation / 5 test), so the noise in the evaluation is of kinds never heard in training.",
-        "- None of the audio ships with mirtag; the weights are the project's own. Splits: `trainer/splits/*.csv`.",
+    ]
+
+
+DATA_AND_LICENCES = [
+    "",
+    "## Data and licences",
+    "",
+    "- 4Q audio emotion dataset (Panda, Malheiro & Paiva, 2018): 720 AllMusic previews, quadrant, AllMusic genres",
+    "  and moods. Research use. Split by normalised artist (no artist in two splits), 70/15/15, stratified by quadrant.",
+    "- Emotify (Aljanaki, Wiering & Veltkamp, 2016): 320 excerpts, 4 genres mapped to Classical, Electronic,",
+    "  Pop/Rock (they supervise only those three genre labels), 9 GEMS emotions as soft targets. No licence stated",
+    "  (research use). Split 70/15/15 stratified by genre; it has no artist column, so artists may straddle splits",
+    "  (a leakage risk that can flatter its numbers).",
+    "- ESC-50 (Piczak, 2015), CC BY-NC 3.0: environmental sounds as 'not music' and as training noise; split by",
+    "  category (40 train / 5 validation / 5 test), so the noise in the evaluation is of kinds never heard in training.",
+    "- None of the audio ships with mirtag; the weights are the project's own. Splits: `trainer/splits/*.csv`.",
+]
+
+
+def training(card, report: dict, history: list, run: Path) -> list[str]:
+    """Augmentation, optimiser, selection, and the commands that reproduce the run."""
+    cfg = card.provenance["config"]
+    train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
+    return [
         "",
         "## Training",
         "",
@@ -126,11 +175,18 @@ def main() -> None:
         "",
         "```bash",
         "export MIRTAG_DATA=/path/to/shared/data",
-        f"mirtag train classifier --config configs/classifier.toml --out-dir {args.run.as_posix()}   # features, training, test report, ONNX export",
-        f"mirtag evaluate {args.run.as_posix()}       # + robustness and domain-shift tables",
-        f"mirtag export {args.run.as_posix()} --out exported   # install into exported/ + registry.json",
-        f"python scripts/model_card.py {args.run.as_posix()}   # this file",
+        f"mirtag train classifier --config configs/classifier.toml --out-dir {run.as_posix()}   # features, training, test report, ONNX export",
+        f"mirtag evaluate {run.as_posix()}       # + robustness and domain-shift tables",
+        f"mirtag export {run.as_posix()} --out exported   # install into exported/ + registry.json",
+        f"python scripts/model_card.py {run.as_posix()}   # this file",
         "```",
+    ]
+
+
+def test_results(report: dict) -> list[str]:
+    """The target metrics (rows from the heads table), the 10 dB drop, and the decisions table."""
+    test = report["test"]
+    lines = [
         "",
         f"## Test results ({report.get('test_clips', '?')} test clips, track level, bootstrap 95 % intervals)",
         "",
@@ -140,74 +196,86 @@ def main() -> None:
     for row in card_rows():
         if row.key in test:
             lines.append(f"| {row.name} | {fmt(test[row.key])} | {verdict(test[row.key], row.minimum)} |")
-    rob = report.get("robustness") or []
     drop, _ = drop_at_10db(report)
     if drop is not None:
         lines.append(f"| Quadrant accuracy drop at 10 dB of unseen noise (points, mean of draws) | {drop:.1f} | "
                      f"<= {MAX_DROP_10DB:.0f}: **{'met' if drop <= MAX_DROP_10DB else 'missed'}** |")
-    lines += decisions_table(test)
-    if rob:
-        lines += ["", "### Robustness: held-back noise categories mixed in (ESC-50 test categories)", "",
-                  "| SNR dB | quadrant acc | drop (points) [range over draws] | Emotify genre acc | genre ROC-AUC |",
-                  "|---|---|---|---|---|"]
-        for r in rob:
-            rng = r.get("quadrant_accuracy_drop_points_range")
-            d = r.get("quadrant_accuracy_drop_points")
-            drop = ("n/a" if d is None else f"{d + 0.0:.2f}") + (f" [{rng[0] + 0.0:.2f}, {rng[1] + 0.0:.2f}]" if rng else "")
-            lines.append(f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
-                         f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |")
-        draws = next((r.get("noise_draws") for r in rob if r.get("noise_draws")), 1)
-        lines += ["", "Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
-                  f"every level of a draw); the table gives the mean over {draws} draws. Target: quadrant accuracy drops <= 3",
-                  "points at 10 dB."]
-    ds = report.get("domain_shift")
-    if ds:
-        lines += ["", "### Domain shift: test clips re-encoded as 44.1 kHz stereo MP3 and FLAC", "",
-                  f"Top-1 agreement with the original 22 kHz mono Vorbis clips ({ds['clips']} clips):", ""]
-        for fmt_name in ("mp3", "flac"):
-            agree = ds[f"{fmt_name}_top1_agreement"]
-            lines.append(f"- {fmt_name}: " + ", ".join(f"{h} {v:.3f}" for h, v in agree.items()))
+    return lines + decisions_table(test)
+
+
+def robustness_section(rob: list) -> list[str]:
+    if not rob:
+        return []
+    lines = ["", "### Robustness: held-back noise categories mixed in (ESC-50 test categories)", "",
+             "| SNR dB | quadrant acc | drop (points) [range over draws] | Emotify genre acc | genre ROC-AUC |",
+             "|---|---|---|---|---|"]
+    for r in rob:
+        rng = r.get("quadrant_accuracy_drop_points_range")
+        d = r.get("quadrant_accuracy_drop_points")
+        drop = ("n/a" if d is None else f"{d + 0.0:.2f}") + (f" [{rng[0] + 0.0:.2f}, {rng[1] + 0.0:.2f}]" if rng else "")
+        lines.append(f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
+                     f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |")
+    draws = next((r.get("noise_draws") for r in rob if r.get("noise_draws")), 1)
+    return lines + ["", "Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
+                    f"every level of a draw); the table gives the mean over {draws} draws. Target: quadrant accuracy drops <= 3",
+                    "points at 10 dB."]
+
+
+def domain_shift_section(ds: dict | None) -> list[str]:
+    if not ds:
+        return []
+    lines = ["", "### Domain shift: test clips re-encoded as 44.1 kHz stereo MP3 and FLAC", "",
+             f"Top-1 agreement with the original 22 kHz mono Vorbis clips ({ds['clips']} clips):", ""]
+    for fmt_name in ("mp3", "flac"):
+        agree = ds[f"{fmt_name}_top1_agreement"]
+        lines.append(f"- {fmt_name}: " + ", ".join(f"{h} {v:.3f}" for h, v in agree.items()))
+    return lines
+
+
+def non_music_section(test: dict) -> list[str]:
     kinds = test.get("music_score_of_non_music")
-    if kinds:
-        lines += ["", "### Which unseen sounds pass for music (test non-music clips, by ESC-50 category)", "",
-                  f"| category | clips | mean music score | at or above the threshold ({test.get('music_threshold')}) |",
-                  "|---|---|---|---|"]
-        lines += [f"| {k['category']} | {k['clips']} | {k['mean_music_score']:.3f} | {k['above_threshold']} |" for k in kinds]
+    if not kinds:
+        return []
+    return ["", "### Which unseen sounds pass for music (test non-music clips, by ESC-50 category)", "",
+            f"| category | clips | mean music score | at or above the threshold ({test.get('music_threshold')}) |",
+            "|---|---|---|---|",
+            *(f"| {k['category']} | {k['clips']} | {k['mean_music_score']:.3f} | {k['above_threshold']} |" for k in kinds)]
+
+
+def genre_per_label_section(test: dict) -> list[str]:
     per = test.get("genre_per_label")
-    if per:
-        lines += ["", "### Genre per label (test; AUC n/a: fewer than 5 positives)", "",
-                  "| label | test positives | threshold | precision | recall | F1 | ROC-AUC |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['label']} | {r['test_positives']} | {r['threshold']:.3f} | {fmt(r['precision'])} | "
-                  f"{fmt(r['recall'])} | {fmt(r['f1'])} | {fmt(r['roc_auc'])} |" for r in per]
-    if args.ablation:
-        lines += ablation_table(("shipped", args.run), *(a.split("=", 1) for a in args.ablation))
-    lines += [
+    if not per:
+        return []
+    return ["", "### Genre per label (test; AUC n/a: fewer than 5 positives)", "",
+            "| label | test positives | threshold | precision | recall | F1 | ROC-AUC |", "|---|---|---|---|---|---|---|",
+            *(f"| {r['label']} | {r['test_positives']} | {r['threshold']:.3f} | {fmt(r['precision'])} | "
+              f"{fmt(r['recall'])} | {fmt(r['f1'])} | {fmt(r['roc_auc'])} |" for r in per)]
+
+
+def limitations(card) -> list[str]:
+    n_genres = next((len(h.labels) for h in card.heads if h.name == "genre"), 0)
+    return [
         "",
         "## Limitations",
         "",
         "- Small training set (about 730 music clips, 30 s each); AllMusic genre and mood labels are per track and",
-        "  noisy, so window-level supervision is weak. Genres outside the 14 AllMusic top-level ones are not predicted.",
+        f"  noisy, so window-level supervision is weak. Genres outside the {n_genres} AllMusic top-level ones are not predicted.",
         "- Trained on 22 kHz mono Vorbis previews; see the domain-shift table for other encodings.",
         "- The mood tags are AllMusic's editorial vocabulary; the quadrant is a coarse 4-way summary of emotion.",
         "- `music` separates music from environmental sounds (ESC-50), not speech or podcasts.",
         "- Any number above is from one seed on one split; intervals show the sampling uncertainty of the test set only.",
     ]
-    if args.generator and (args.generator / "history.json").is_file():
-        lines += generator_section(args.generator)
-        if args.map_targets and args.map_targets.is_file():
-            lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
-                      args.map_targets.read_text().strip()]
-    # sections other scripts write (scripts/teacher_gate.py, scripts/tune_decisions.py): kept across regenerations
-    old = args.out.read_text() if args.out.is_file() else ""
-    text = "\n".join(lines) + "\n"
+
+
+def keep_written_sections(old: str, text: str) -> str:
+    """Sections other scripts write (scripts/teacher_gate.py, scripts/tune_decisions.py), kept across regenerations."""
     for name in ("teacher", "gate", "decisions"):
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         if begin in old and end in old and begin not in text:
             block = old[old.index(begin): old.index(end) + len(end)]
             anchor = "## Ablations"
             text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
-    args.out.write_text(text)
-    print(args.out)
+    return text
 
 
 ABLATION_COLUMNS = [
@@ -279,8 +347,10 @@ def generator_section(run: Path) -> list[str]:
         "",
         f"# Model card: {card.ref} (genre-map generator)",
         "",
-        "A WGAN-GP generator from a 128-dim noise vector, uniform in [-1, 1] (the last 10 dims are the code), to a",
-        "frontend window (2, 84, 128) whose channel maxima are 1. The code is tied to the classifier above by",
+        f"A WGAN-GP generator from a {card.generator.latent_size}-dim noise vector, uniform in [-1, 1] (the last "
+        f"{card.generator.code_dims} dims are the code), to a",
+        f"frontend window {tuple(card.frontend.input_shape)} whose channel maxima are 1. The code is "
+        "tied to the classifier above by",
         "maximising the mutual information between the code and the classifier's pooled features (Jensen-Shannon /",
         f"Deep InfoMax estimator). It belongs to classifier sha256 {card.generator.classifier_sha256[:16]}...; `mirtag map`",
         "refuses any other classifier. Trained only on the training split's clean windows.",
