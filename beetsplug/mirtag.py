@@ -1,6 +1,6 @@
 """mirtag for beets: genres, mood quadrant, moods and tags from mirtag's models, as beets fields.
 
-Enable it with ``plugins: [mirtag]`` (``pip install "mirtag[cpu,beets]"``), then::
+Enable it with ``plugins: [mirtag]`` (``pip install ".[cpu,beets]"`` in the mirtag checkout), then::
 
     beet mirtag [QUERY] [--force] [--write | --nowrite]
     beet ls mirtag_quadrant:Q4 mirtag_music:0.9..

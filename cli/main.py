@@ -129,7 +129,7 @@ def scan(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
     embeddings: Annotated[Optional[str], typer.Option("--embeddings", help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.")] = None,
-    engine: Annotated[str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "mirtag[ray]").')] = "local",
+    engine: Annotated[str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "ray[data]").')] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: auto or HOST:PORT of a running cluster (default: a local Ray with --workers CPUs).")] = None,
     gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="--engine ray: GPUs per inference actor (0: CPU actors).")] = 0.0,
     write_tags: Annotated[bool, typer.Option("--write-tags", help="Then write the results into the files' tags (mirtag write --apply with its defaults).")] = False,

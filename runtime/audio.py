@@ -2,7 +2,7 @@
 
 libsndfile (through soundfile) decodes WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF
 and AU; soxr resamples. The containers libsndfile cannot read (M4A, AAC, ALAC,
-WMA, MP4) go through PyAV, an optional dependency (``pip install "mirtag[av]"``)
+WMA, MP4) go through PyAV, an optional dependency (``pip install av``, the ``av`` extra)
 imported only when such a file is opened.
 
 Two entry points give the same samples:

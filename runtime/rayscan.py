@@ -91,7 +91,9 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise MissingDependencyError('the Ray engine needs Ray Data: pip install "mirtag[ray]"') from None
+        raise MissingDependencyError(
+            'the Ray engine needs Ray Data: pip install "ray[data]>=2.60"  (the ray extra)'
+        ) from None
     return ray
 
 

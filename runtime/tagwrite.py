@@ -345,7 +345,7 @@ def audio_digest(path: str) -> str:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise TagWriteError(
-            f'{path}: cannot verify the audio: this container needs PyAV (pip install "mirtag[av]") or ffmpeg on PATH'
+            f"{path}: cannot verify the audio: this container needs PyAV (pip install av) or ffmpeg on PATH"
         )
     proc = subprocess.run(
         [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-f", "md5", "-"],
