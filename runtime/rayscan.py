@@ -251,7 +251,7 @@ def _rows(file_id, k0: int, w: np.ndarray, silent: np.ndarray, window_shape) -> 
 class _Infer:  # pragma: no cover - Ray actor
     """One onnxruntime session per actor; windows in, per-output probabilities out (windows dropped)."""
 
-    def __init__(self, model: str | None, sha256: str, device: str, threads: int, batch_size: int):
+    def __init__(self, model: str | None, sha256: str, device: str, threads: int, batch_size: int, outputs: list):
         from .session import Session
 
         card = resolve_model(None) if model is None else load_card(model)
@@ -262,13 +262,14 @@ class _Infer:  # pragma: no cover - Ray actor
             )
         self.session = Session(card, device, threads, batch_size)
         self.widths = {o.name: int(o.shape[1]) for o in card.outputs}
+        self.outputs = outputs  # what the driver needs: the heads (and the embedding only when rows keep it)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         real = batch["k"] >= 0
         n = len(real)
         out = {key: batch[key] for key in ("id", "k", "silent", "n", "seconds", "error")}
         outs = self.session.run(batch["win"][real]) if real.any() else {}
-        for name in self.session.output_names:
+        for name in self.outputs:
             full = np.zeros((n, self.widths[name]), np.float32)
             if name in outs:
                 full[real] = outs[name]
@@ -410,6 +411,7 @@ class RayScanner:
             num_gpus=rs.gpus_per_actor or None,
             fn_constructor_kwargs={
                 "model": model,
+                "outputs": self._outputs(),
                 "sha256": self.card.sha256,
                 "device": self._device,
                 "threads": s.threads or 1,
@@ -432,7 +434,7 @@ class RayScanner:
         if not items:
             return
         self._connect()
-        outputs = [o.name for o in self.card.outputs]
+        outputs = self._outputs()
         for batch in self._dataset(items).iter_batches(batch_size=None, batch_format="numpy"):
             if cancel is not None and cancel.is_set():
                 _LOGGER.info("scan cancelled")
@@ -465,3 +467,7 @@ class RayScanner:
             yield self._row(p.file, None)
 
     _new_file = Scanner._new_file
+
+    def _outputs(self) -> list[str]:
+        """Model outputs sent back to the driver: the heads, and the embedding (1 kB a window) only when kept."""
+        return [o.name for o in self.card.outputs if o.name != "embedding" or self.settings.embeddings]

@@ -59,7 +59,7 @@ def test_ray_engine_gives_the_local_engines_rows_even_when_a_ray_worker_dies_mid
     _, markers = cluster
     root, expect = library
     files = list(iter_audio_files([root]))
-    settings = ScanSettings(model=TINY, device="cpu", workers=2, time_limit=60)
+    settings = ScanSettings(model=TINY, device="cpu", workers=2, time_limit=60, embeddings=True)
     with Scanner(settings) as local_engine:
         local = by_name(local_engine.run(files))
     with RayScanner(settings, RaySettings()) as engine:
@@ -79,6 +79,7 @@ def test_ray_engine_gives_the_local_engines_rows_even_when_a_ray_worker_dies_mid
                 assert row["heads"][head]["vote"] == info["vote"] and row["heads"][head]["top"] == info["top"]
                 for label, p in info["probs"].items():
                     worst = max(worst, abs(row["heads"][head]["probs"][label] - p))
+            worst = max(worst, float(np.abs(row["embedding"] - want["embedding"]).max()))
     assert worst <= 1e-5
     assert got["killme.flac"]["status"] == "ok", "the killed task was retried: nothing lost"
 
