@@ -15,10 +15,24 @@ from mirtag.runtime.errors import MirtagError
 
 
 def merge_cmd(
-    out: Annotated[str, typer.Argument(metavar="OUT", help="Merged output .csv, .jsonl or .json (may be one of the parts); - for stdout.", show_default=False)],
-    parts: Annotated[list[str], typer.Argument(metavar="PART", help="Outputs of `mirtag scan` (for example one per --shard).", show_default=False)],
+    out: Annotated[
+        str,
+        typer.Argument(
+            metavar="OUT",
+            help="Merged output .csv, .jsonl or .json (may be one of the parts); - for stdout.",
+            show_default=False,
+        ),
+    ],
+    parts: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PART", help="Outputs of `mirtag scan` (for example one per --shard).", show_default=False
+        ),
+    ],
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with OUT -).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT when it exists and is not one of the parts.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT when it exists and is not one of the parts.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary.")] = False,
 ) -> None:
     """Join scan outputs into one, one row per file (refuses parts from another model or other settings)."""
@@ -32,5 +46,9 @@ def merge_cmd(
         raise typer.Exit(2) from None
     if not quiet:
         extra = f", {report.replaced} for older file versions" if report.replaced else ""
-        err.print(f"merged {report.parts} parts: {report.rows_read} rows read, {report.rows_written} written "
-                  f"({report.duplicates} duplicates dropped{extra})", markup=False, highlight=False)
+        err.print(
+            f"merged {report.parts} parts: {report.rows_read} rows read, {report.rows_written} written "
+            f"({report.duplicates} duplicates dropped{extra})",
+            markup=False,
+            highlight=False,
+        )

@@ -16,6 +16,7 @@ Python API::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rows as rows_mod
+from .output import OutputLock
 from .rows import BASE_COLUMNS, SCHEMA_VERSION, OutputError
 
 _LOGGER = logging.getLogger(__name__)
@@ -95,7 +97,9 @@ def _check(parts: list[_Part]) -> dict[str, Any] | None:
             versions.add(part.sidecar.get("schema_version"))
         for v in versions:
             if str(v) != str(SCHEMA_VERSION):
-                raise OutputError(f"cannot merge: {part.path} has schema_version {v}, this mirtag writes {SCHEMA_VERSION}")
+                raise OutputError(
+                    f"cannot merge: {part.path} has schema_version {v}, this mirtag writes {SCHEMA_VERSION}"
+                )
     _one_value("model sha256", [(p.path, r["model_sha256"]) for p in parts for r in p.rows if r.get("model_sha256")])
     _one_value("coverage", [(p.path, r["coverage"]) for p in parts for r in p.rows if r.get("coverage")])
     sides = [(p.path, {k: v for k, v in p.sidecar.items() if k != "schema_version"}) for p in parts if p.sidecar]
@@ -110,7 +114,7 @@ def _check(parts: list[_Part]) -> dict[str, Any] | None:
 def _heads(parts: list[_Part]) -> list[str]:
     for part in parts:
         if part.header is not None:
-            return part.header[len(BASE_COLUMNS)::2]
+            return part.header[len(BASE_COLUMNS) :: 2]
         for row in part.rows:
             if row.get("heads"):
                 return list(row["heads"])
@@ -140,8 +144,9 @@ def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force:
     Raises
     ------
     OutputError
-        A part is missing or unreadable, or parts differ in model, settings,
-        coverage or schema version, or CSV would have to become JSON.
+        A part is missing, unreadable or still being written by a scan, or parts
+        differ in model, settings, coverage or schema version, or CSV would have
+        to become JSON, or ``out`` is a file mirtag did not write.
     """
     if not parts:
         raise OutputError("nothing to merge: give at least one part")
@@ -149,8 +154,19 @@ def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force:
     if out == "-" and out_fmt == "json":
         raise OutputError("--out - supports csv and jsonl")
     same = {os.path.realpath(p) for p in parts}
-    if out != "-" and not force and Path(out).exists() and os.path.realpath(out) not in same:
-        raise OutputError(f"{out} exists and is not one of the parts: use --force to replace it")
+    if out != "-":
+        if not force and Path(out).exists() and os.path.realpath(out) not in same:
+            raise OutputError(f"{out} exists and is not one of the parts: use --force to replace it")
+        rows_mod.check_own(Path(out), out_fmt)  # never replaces a file mirtag did not write, even with force
+    # Every file involved is locked like a scan's output: a shard still being scanned is not merged half-done,
+    # and no scan starts writing into OUT while it is replaced.
+    with contextlib.ExitStack() as locks:
+        for name in {os.path.realpath(p): p for p in [*parts, *([out] if out != "-" else [])]}.values():
+            locks.enter_context(OutputLock(name))
+        return _merge(out, out_fmt, parts)
+
+
+def _merge(out: str, out_fmt: str, parts: Sequence[str]) -> MergeReport:
     loaded = [_read_part(p) for p in parts]
     settings = _check(loaded)
     if any(p.fmt == "csv" for p in loaded) and out_fmt != "csv":

@@ -15,7 +15,7 @@ The pipeline::
                                                 (CUDA with --gpus-per-actor); windows of many
                                                 files batched per call
       -> iter_batches on the driver             per-window outputs summed per file
-                                                (tagger._Accumulator), one row per file
+                                                (tagger.WindowAccumulator), one row per file
 
 Only paths travel in (never file bytes): every node reads the same paths, so the
 library must be on storage every node mounts at the same place. Windows travel
@@ -75,7 +75,7 @@ class RaySettings:
     actors: int | None = None
     """Inference actors at most (None: one per GPU share, or one per 8 CPUs of the cluster)."""
     cpus_per_actor: float | None = None
-    """CPUs reserved per inference actor (None: 1 with GPUs; 0 on CPUs, where inference is ~10 % of the
+    """CPUs reserved per inference actor (None: 1 with GPUs; 0 on CPUs, where inference is ~5 % of the
     work and shares the cores with decoding, as the local engine's parent process does)."""
     object_store_memory: int | None = None
     """Bytes, for a local instance only (None: Ray's default)."""
@@ -113,6 +113,7 @@ class _DecodeWorker:
             self._ctx = multiprocessing.get_context("spawn")
         self._args = (frontend_config, coverage)
         self._child_env = child_env
+        self._seq = 0  # the id of the file in hand: messages about an earlier file (abandoned mid-way) are skipped
         self._start()
 
     def _start(self) -> None:
@@ -134,11 +135,12 @@ class _DecodeWorker:
 
     def windows(self, path: str, time_limit: float) -> Iterator[tuple]:
         """Yield ('win', windows, silent) ..., then ('done', seconds) or ('error', reason)."""
+        self._seq += 1
         try:
-            self.conn.send((0, path))
+            self.conn.send((self._seq, path))
         except (BrokenPipeError, OSError):
             self._restart()
-            self.conn.send((0, path))
+            self.conn.send((self._seq, path))
         started = time.monotonic()
         while True:
             left = time_limit - (time.monotonic() - started)
@@ -152,6 +154,8 @@ class _DecodeWorker:
                     msg = self.conn.recv()
                 except (EOFError, OSError):
                     msg = None
+                if msg is not None and msg[1] != self._seq:
+                    continue
                 if msg is not None:
                     if msg[0] == "win":
                         yield ("win", msg[2], msg[3])
@@ -356,8 +360,11 @@ class RayScanner:
             self._device = "cuda"
             self._actor_cpus = 1.0 if rs.cpus_per_actor is None else rs.cpus_per_actor
         else:
+            if s.device and s.device.startswith("cuda"):
+                self.close()
+                raise MirtagError(f"--device {s.device} with the Ray engine needs --gpus-per-actor (GPU actors)")
             self._actors = rs.actors or max(1, round(cpus / 8))
-            self._device = "cpu" if s.device in (None, "auto") else s.device
+            self._device = "cpu"
             self._actor_cpus = 0.0 if rs.cpus_per_actor is None else rs.cpus_per_actor
         where = (
             f"{self._actors} GPU actor(s) x {rs.gpus_per_actor:g} GPU"
@@ -435,7 +442,7 @@ class RayScanner:
             return
         self._connect()
         outputs = self._outputs()
-        for batch in self._dataset(items).iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in self._batches(items):
             if cancel is not None and cancel.is_set():
                 _LOGGER.info("scan cancelled")
                 return
@@ -467,6 +474,16 @@ class RayScanner:
             yield self._row(p.file, None)
 
     _new_file = Scanner._new_file
+
+    def _batches(self, items: list[dict[str, Any]]) -> Iterator[dict[str, np.ndarray]]:
+        """The pipeline's output; a failure of the pipeline itself (not of a file) is one MirtagError line."""
+        try:
+            yield from self._dataset(items).iter_batches(batch_size=None, batch_format="numpy")
+        except MirtagError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray wraps actor and task failures in its own types
+            first = next((line for line in str(exc).splitlines() if line.strip()), "")
+            raise MirtagError(f"the Ray pipeline failed ({type(exc).__name__}: {first.strip()[:300]})") from None
 
     def _outputs(self) -> list[str]:
         """Model outputs sent back to the driver: the heads, and the embedding (1 kB a window) only when kept."""

@@ -72,7 +72,7 @@ def relative_key(path: str, roots: Sequence[str | os.PathLike[str]]) -> bytes:
             break
         prefix = root.rstrip(os.sep) + os.sep
         if path.startswith(prefix):
-            rel = path[len(prefix):]
+            rel = path[len(prefix) :]
             break
     else:
         rel = path

@@ -32,8 +32,23 @@ def shard_outputs(tmp_path_factory):
     for i in (1, 2, 3):
         root = lib if i != 2 else mount2  # shard 2 runs on "another machine"
         out = base / f"part{i}.jsonl"
-        r = run_cli("scan", str(root), "--out", str(out), "--model", TINY, "--device", "cpu", "--workers", "1",
-                    "--shard", f"{i}/3", "--quiet", "--time-limit", "60")
+        r = run_cli(
+            "scan",
+            str(root),
+            "--out",
+            str(out),
+            "--model",
+            TINY,
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--shard",
+            f"{i}/3",
+            "--quiet",
+            "--time-limit",
+            "60",
+        )
         assert r.returncode == 0, r.stderr
         outs.append(out)
     return lib, mount2, outs
@@ -63,8 +78,21 @@ def test_merge_joins_shards_into_one_row_per_file(shard_outputs, tmp_path):
     assert "duplicates dropped" in r.stderr
     # the merged output keeps the settings sidecar, so a later scan can resume into it
     assert json.loads((tmp_path / "all.jsonl.mirtag.json").read_text())["schema_version"] == 1
-    again = run_cli("scan", str(lib), "--out", str(merged), "--model", TINY, "--device", "cpu", "--workers", "1",
-                    "--shard", "1/3", "--no-retry-errors")  # error rows are otherwise retried
+    again = run_cli(
+        "scan",
+        str(lib),
+        "--out",
+        str(merged),
+        "--model",
+        TINY,
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--shard",
+        "1/3",
+        "--no-retry-errors",
+    )  # error rows are otherwise retried
     assert again.returncode == 0, again.stderr
     assert "0 files to scan" in again.stderr
 
@@ -92,11 +120,14 @@ def tamper(src: Path, dst: Path, **changes) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"model_sha256": "0" * 64}, "model sha256"),
-    ({"coverage": "sample:3"}, "coverage"),
-    ({"schema_version": 2}, "schema_version 2"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"model_sha256": "0" * 64}, "model sha256"),
+        ({"coverage": "sample:3"}, "coverage"),
+        ({"schema_version": 2}, "schema_version 2"),
+    ],
+)
 def test_merge_refuses_parts_that_do_not_mean_the_same(shard_outputs, tmp_path, changes, reason):
     _, _, outs = shard_outputs
     bad = tamper(outs[2], tmp_path / "other.jsonl", **changes)
@@ -112,7 +143,9 @@ def test_merge_refuses_other_settings_and_never_overwrites_a_stranger(shard_outp
     _, _, outs = shard_outputs
     other = tmp_path / "other.jsonl"
     shutil.copy(outs[2], other)
-    (tmp_path / "other.jsonl.mirtag.json").write_text(json.dumps({"schema_version": 1, "top_k": 3, "min_confidence": None}))
+    (tmp_path / "other.jsonl.mirtag.json").write_text(
+        json.dumps({"schema_version": 1, "top_k": 3, "min_confidence": None})
+    )
     r = run_cli("merge", str(tmp_path / "m.jsonl"), str(outs[0]), str(other))
     assert r.returncode == 2 and "settings" in r.stderr
     existing = tmp_path / "keep.jsonl"
@@ -120,5 +153,18 @@ def test_merge_refuses_other_settings_and_never_overwrites_a_stranger(shard_outp
     r = run_cli("merge", str(existing), str(outs[0]))
     assert r.returncode == 2 and "--force" in r.stderr
     assert existing.read_text() == "precious\n"
+    r = run_cli("merge", str(existing), str(outs[0]), "--force")
+    assert r.returncode == 2 and existing.read_text() == "precious\n", "not mirtag's file: never replaced"
     r = run_cli("merge", str(tmp_path / "m.jsonl"), str(tmp_path / "missing.jsonl"))
     assert r.returncode == 2 and "missing.jsonl" in r.stderr
+
+
+def test_a_shard_still_being_scanned_is_not_merged(shard_outputs, tmp_path):
+    from mirtag.runtime.output import OutputLock
+
+    _, _, outs = shard_outputs
+    merged = tmp_path / "all.jsonl"
+    with OutputLock(outs[2]):  # as a running `mirtag scan --out part3.jsonl` holds it
+        r = run_cli("merge", str(merged), str(outs[0]), str(outs[2]))
+    assert r.returncode == 2 and "being written" in r.stderr and not merged.exists()
+    assert run_cli("merge", str(merged), str(outs[0]), str(outs[2])).returncode == 0

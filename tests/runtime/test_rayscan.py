@@ -84,12 +84,15 @@ def test_ray_engine_gives_the_local_engines_rows_even_when_a_ray_worker_dies_mid
     assert got["killme.flac"]["status"] == "ok", "the killed task was retried: nothing lost"
 
 
-def test_ray_engine_refuses_more_gpus_than_the_cluster_has(cluster, library):
+def test_ray_engine_refuses_gpu_work_without_gpus(cluster, library):
     from mirtag.runtime.rayscan import RayScanner, RaySettings
 
     root, _ = library
     with RayScanner(ScanSettings(model=TINY), RaySettings(gpus_per_actor=1)) as engine:
         with pytest.raises(MirtagError, match="the Ray cluster has 0 GPUs"):
+            list(engine.run(list(iter_audio_files([root]))[:1]))
+    with RayScanner(ScanSettings(model=TINY, device="cuda"), RaySettings()) as engine:
+        with pytest.raises(MirtagError, match="needs --gpus-per-actor"):
             list(engine.run(list(iter_audio_files([root]))[:1]))
 
 

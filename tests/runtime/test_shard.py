@@ -40,10 +40,17 @@ def test_a_file_lands_in_the_same_shard_wherever_the_library_is_mounted():
 def test_the_hash_is_the_same_in_another_python_process():
     keys = [f"a/{i}.mp3".encode() for i in range(50)]
     here = [shard_of(k, 4) for k in keys]
-    code = ("from mirtag.runtime.shard import shard_of;"
-            "print(','.join(str(shard_of(f'a/{i}.mp3'.encode(), 4)) for i in range(50)))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.strip()
+    code = (
+        "from mirtag.runtime.shard import shard_of;"
+        "print(','.join(str(shard_of(f'a/{i}.mp3'.encode(), 4)) for i in range(50)))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    ).stdout.strip()
     assert other == ",".join(map(str, here))
 
 
