@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import beets
 import mediafile
 from beets import ui
 from beets.dbcore import types
@@ -71,13 +72,42 @@ def _own_field(tag: str, list_field: bool = False, out_type: type = str) -> medi
     )
 
 
+class ID3MoodStyle(mediafile.MP3ListStorageStyle):
+    """Moods in ID3 as ``mirtag write`` puts them: TMOO (v2.4), or TXXX:MOOD with values joined by "; " when
+    beets saves ID3v2.3 (``id3v23: yes``), which has no TMOO (mutagen's ``update_to_v23`` deletes it)."""
+
+    V23_SEPARATOR = "; "
+
+    def __init__(self) -> None:
+        super().__init__("TMOO")
+        self._txxx = mediafile.MP3ListDescStorageStyle("MOOD")
+
+    def fetch(self, mutagen_file):
+        values = super().fetch(mutagen_file)
+        if values:
+            return values
+        return [v.strip() for text in self._txxx.fetch(mutagen_file) for v in text.split(";") if v.strip()]
+
+    def store(self, mutagen_file, values):
+        if beets.config["id3v23"].get(bool):
+            mutagen_file.tags.delall("TMOO")
+            self._txxx.store(mutagen_file, [self.V23_SEPARATOR.join(values)] if values else [])
+        else:
+            self._txxx.delete(mutagen_file)
+            super().store(mutagen_file, values)
+
+    def delete(self, mutagen_file):
+        mutagen_file.tags.delall("TMOO")
+        self._txxx.delete(mutagen_file)
+
+
 MOOD_FIELD = mediafile.ListMediaField(
-    mediafile.MP3ListStorageStyle("TMOO"),
+    ID3MoodStyle(),
     mediafile.MP4ListStorageStyle("----:com.apple.iTunes:MOOD"),
     mediafile.ListStorageStyle("MOOD"),
     mediafile.ASFStorageStyle("WM/Mood"),
 )
-"""The mood field, where ``mirtag write`` puts it (ID3v2.3 has no TMOO: beets' ``id3v23: yes`` drops it)."""
+"""The mood field, where ``mirtag write`` puts it."""
 
 
 class MirtagPlugin(BeetsPlugin):
@@ -110,11 +140,19 @@ class MirtagPlugin(BeetsPlugin):
                 "label_map": None,
             }
         )
-        self.add_media_field("mood", MOOD_FIELD)
-        self.add_media_field("mirtag_quadrant", _own_field("MIRTAG_QUADRANT"))
-        self.add_media_field("mirtag_tags", _own_field("MIRTAG_TAGS", list_field=True))
-        self.add_media_field("mirtag_music", _own_field("MIRTAG_MUSIC", out_type=float))
-        self.add_media_field("mirtag_model", _own_field("MIRTAG_MODEL"))
+        from beets import library
+
+        for name, descriptor in (
+            ("mood", MOOD_FIELD),
+            ("mirtag_quadrant", _own_field("MIRTAG_QUADRANT")),
+            ("mirtag_tags", _own_field("MIRTAG_TAGS", list_field=True)),
+            ("mirtag_music", _own_field("MIRTAG_MUSIC", out_type=float)),
+            ("mirtag_model", _own_field("MIRTAG_MODEL")),
+        ):
+            self.add_media_field(name, descriptor)
+            # `beet write` compares only Item._media_tag_fields (fixed when beets loads), so a changed mood
+            # alone would not be written without this.
+            library.Item._media_tag_fields.add(name)
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 

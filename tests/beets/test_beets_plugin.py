@@ -53,9 +53,10 @@ def beet(beetsdir: Path, *args: str, timeout: float = 240) -> subprocess.Complet
     return subprocess.run([BEET, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def configure(beetsdir: Path, **mirtag) -> None:
+def configure(beetsdir: Path, id3v23: bool = False, **mirtag) -> None:
     beetsdir.mkdir(parents=True, exist_ok=True)
     lines = [
+        f"id3v23: {'yes' if id3v23 else 'no'}",
         f"directory: {beetsdir / 'lib'}",
         f"library: {beetsdir / 'library.db'}",
         "plugins: [mirtag]",
@@ -151,6 +152,27 @@ def test_beet_write_puts_the_fields_into_the_files(tagged):
         else:
             assert tags["MIRTAG_QUADRANT"] == [quadrant] and tags["MIRTAG_MODEL"] == [tagger.card.ref]
             assert tags["GENRE"] == genres
+
+
+@pytest.mark.parametrize("id3v23", [False, True])
+def test_mood_goes_where_mirtag_write_puts_it(tmp_path, id3v23):
+    """TMOO in ID3v2.4; TXXX:MOOD joined by "; " in ID3v2.3 (no TMOO there); MOOD in Vorbis comments."""
+    files = make_files(tmp_path / "music", [("m.mp3", music_like(SR, 3.0, seed=1)), ("m.flac", music_like(SR, 3.0))])
+    beetsdir = tmp_path / "beetsdir"
+    configure(beetsdir, id3v23=id3v23, model=TINY)
+    assert beet(beetsdir, "import", "-A", "-C", "-q", str(tmp_path / "music")).returncode == 0
+    assert beet(beetsdir, "modify", "-y", "mood=calm\\␀dreamy").returncode == 0
+    assert beet(beetsdir, "write").returncode == 0
+    id3 = mutagen.File(files[0]).tags
+    assert id3.version == ((2, 3, 0) if id3v23 else (2, 4, 0))
+    if id3v23:
+        assert "TMOO" not in id3 and str(id3["TXXX:MOOD"]) == "calm; dreamy"
+    else:
+        assert id3["TMOO"].text == ["calm", "dreamy"] and "TXXX:MOOD" not in id3
+    assert mutagen.File(files[1])["MOOD"] == ["calm", "dreamy"]
+    # Read back by beets' own path (the field's storage style): the same two values.
+    shown = beet(beetsdir, "ls", "-f", "$mood", "path::m.mp3")
+    assert shown.stdout.strip() == "calm; dreamy"
 
 
 def test_a_corrupt_file_is_one_error_line_and_the_rest_are_tagged(tmp_path):
