@@ -150,9 +150,11 @@ class MirtagPlugin(BeetsPlugin):
             ("mirtag_model", _own_field("MIRTAG_MODEL")),
         ):
             self.add_media_field(name, descriptor)
-            # `beet write` compares only Item._media_tag_fields (fixed when beets loads), so a changed mood
-            # alone would not be written without this.
-            library.Item._media_tag_fields.add(name)
+            if not isinstance(descriptor, mediafile.ListMediaField):
+                # `beet write` compares only Item._media_tag_fields (fixed when beets loads): with the scalar
+                # fields there, an item tagged by mirtag is written by `beet write`. (List fields are left out:
+                # beets' diff fails on an item that lacks one while its file reads as an empty list.)
+                library.Item._media_tag_fields.add(name)
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 
