@@ -108,6 +108,44 @@ def _lanes_step(a, b, old, new, prev, k, w):  # pragma: no cover - compiled
             prev[ln] = d
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _median_lanes(
+    src, stride, off, nl, idx, n_out, k, a, b, old, new, prev, sink, sink_stride, sink_off
+):  # pragma: no cover
+    """Running medians of ``nl`` lanes read contiguously: ``src[idx[j] * stride + off + ln]``.
+
+    ``sink[t * sink_stride + sink_off + ln]`` = median over ``j in t .. t + k - 1``
+    of lane ``ln``. ``idx``: (n_out + k - 1,) positions with edges and context
+    resolved. Idle lanes (``nl .. LANES``) see zeros.
+    """
+    w = LANES
+    mid = k // 2
+    a[:] = _INF32
+    b[:] = _INF32
+    old[:] = _INF32
+    new[:] = 0.0
+    for j in range(n_out + k - 1):
+        base = idx[j] * stride + off
+        for ln in range(nl):
+            new[ln] = src[base + ln]
+        if j >= k:  # before that the window fills: +inf values leave
+            base = idx[j - k] * stride + off
+            for ln in range(nl):
+                old[ln] = src[base + ln]
+            for ln in range(nl, w):
+                old[ln] = 0.0
+        if j % 2 == 0:
+            _lanes_step(a, b, old, new, prev, k, w)
+            cur = b
+        else:
+            _lanes_step(b, a, old, new, prev, k, w)
+            cur = a
+        if j >= k - 1:
+            base = (j - k + 1) * sink_stride + sink_off
+            for ln in range(nl):
+                sink[base + ln] = cur[mid * w + ln]
+
+
 def _median_axis0(x, rows, out, k):  # pragma: no cover - compiled
     """out[t, c] = median of x[rows[t : t + k], c]: one lane per column, no transpose.
 
@@ -149,42 +187,22 @@ def _median_axis0(x, rows, out, k):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _median_lanes_axis1(x, r0, nl, cols, n_out, k, a, b, old, new, prev, sink):  # pragma: no cover
-    """Medians along axis 1 of rows ``r0 .. r0 + nl`` into ``sink[t * LANES + ln]``.
-
-    ``cols``: (n_out + k - 1,) column indices (reflection resolved).
-    """
+def _lane_tile(x, r0, nl, tile):  # pragma: no cover - compiled
+    """tile[c * LANES + ln] = x[r0 + ln, c]: rows r0 .. r0 + nl as lanes (idle lanes zero)."""
     w = LANES
-    mid = k // 2
-    a[:] = _INF32
-    b[:] = _INF32
-    old[:] = _INF32
-    new[:] = 0.0
-    for j in range(n_out + k - 1):
-        col = cols[j]
-        for ln in range(nl):
-            new[ln] = x[r0 + ln, col]
-        if j >= k:
-            co = cols[j - k]
-            for ln in range(nl):
-                old[ln] = x[r0 + ln, co]
+    n_cols = x.shape[1]
+    for ln in range(nl):
+        for c in range(n_cols):
+            tile[c * w + ln] = x[r0 + ln, c]
+    if nl < w:
+        for c in range(n_cols):
             for ln in range(nl, w):
-                old[ln] = 0.0
-        if j % 2 == 0:
-            _lanes_step(a, b, old, new, prev, k, w)
-            cur = b
-        else:
-            _lanes_step(b, a, old, new, prev, k, w)
-            cur = a
-        if j >= k - 1:
-            t = j - k + 1
-            for ln in range(w):
-                sink[t * w + ln] = cur[mid * w + ln]
+                tile[c * w + ln] = 0.0
 
 
 def _median_axis1(x, cols, out, k):  # pragma: no cover - compiled
-    """out[r, t] = median of x[r, cols[t : t + k]]: one lane per row."""
-    n_rows = x.shape[0]
+    """out[r, t] = median of x[r, cols[t : t + k]]: one lane per row, LANES rows per tile."""
+    n_rows, n_cols = x.shape
     n_out = out.shape[1]
     w = LANES
     for chunk in numba.prange((n_rows + w - 1) // w):
@@ -195,8 +213,10 @@ def _median_axis1(x, cols, out, k):  # pragma: no cover - compiled
         old = np.empty(w, dtype=np.float32)
         new = np.empty(w, dtype=np.float32)
         prev = np.empty(w, dtype=np.float32)
+        tile = np.empty(n_cols * w, dtype=np.float32)
         sink = np.empty(n_out * w, dtype=np.float32)
-        _median_lanes_axis1(x, r0, nl, cols, n_out, k, a, b, old, new, prev, sink)
+        _lane_tile(x, r0, nl, tile)
+        _median_lanes(tile, w, 0, w, cols, n_out, k, a, b, old, new, prev, sink, w, 0)
         for ln in range(nl):
             for t in range(n_out):
                 out[r0 + ln, t] = sink[t * w + ln]
@@ -304,17 +324,11 @@ def _hpss_mel(S, harm, cols, lo, hi, W, out, kp, margin_h, margin_p, power, spli
         sbuf = np.empty(B * w, dtype=np.float32)
         hbuf = np.empty(B * w, dtype=np.float32)  # the harmonic median, then the masked H
         pbuf = np.empty(B * w, dtype=np.float32)  # the percussive median, then the masked P
-        _median_lanes_axis1(S, t0, nl, cols, B, kp, a, b, old, new, prev, pbuf)
-        # Bins-major tiles of S and the harmonic median: rows read in order, small writes.
-        for ln in range(nl):
-            for bb in range(B):
-                sbuf[bb * w + ln] = S[t0 + ln, bb]
-                hbuf[bb * w + ln] = harm[t0 + ln, bb]
-        if nl < w:  # the last tile: idle lanes hold zeros (their medians are zeros already)
-            for bb in range(B):
-                for ln in range(nl, w):
-                    sbuf[bb * w + ln] = 0.0
-                    hbuf[bb * w + ln] = 0.0
+        # Bins-major tiles of S and the harmonic median (rows read in order, small writes);
+        # the percussive median then reads each bin's LANES frames contiguously.
+        _lane_tile(S, t0, nl, sbuf)
+        _lane_tile(harm, t0, nl, hbuf)
+        _median_lanes(sbuf, w, 0, w, cols, B, kp, a, b, old, new, prev, pbuf, w, 0)
         _masks_into(sbuf, hbuf, pbuf, margin_h, margin_p, power, split_zeros)
         if squared:
             for i in range(B * w):
