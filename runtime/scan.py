@@ -239,12 +239,33 @@ class Scanner:
         except ValueError:  # no forkserver (Windows, macOS without it)
             self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
-        # Workers first, then the session: CUDA and onnxruntime threads stay out of the children.
-        for _ in range(s.workers):
-            self._workers.append(self._start_worker())
-        # One intra-op thread: on the CPU the workers keep the other cores; on CUDA it is plenty.
-        self.session = Session(self.card, s.device, s.threads or 1, s.batch_size)
+        # The session loads on a thread while the forkserver boots (about a second of imports
+        # and numba cache loads): on 2 cores the two overlap. Workers fork from the server,
+        # never from this process, so onnxruntime's threads stay out of them.
+        made: dict[str, Any] = {}
+        loader = threading.Thread(target=self._load_session, args=(made,), name="mirtag-session", daemon=True)
+        loader.start()
+        try:
+            for _ in range(s.workers):
+                self._workers.append(self._start_worker())
+        finally:
+            loader.join()
+            if "error" in made:
+                self.close()
+        if "error" in made:
+            raise made["error"]
+        self.session = made["session"]
         self.provider = self.session.provider
+
+    def _load_session(self, made: dict[str, Any]) -> None:
+        s = self.settings
+        try:
+            from . import tagger  # noqa: F401 - the accumulator's import, off the first file's path
+
+            # One intra-op thread: on the CPU the workers keep the other cores; on CUDA it is plenty.
+            made["session"] = Session(self.card, s.device, s.threads or 1, s.batch_size)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by __init__ in the caller's thread
+            made["error"] = exc
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
