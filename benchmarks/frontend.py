@@ -89,7 +89,9 @@ def main() -> None:
         rows.append((seconds, ours, ref, floor))
         print(f"{seconds:.0f} s done", file=sys.stderr)
 
-    print("| input | mirtag | librosa | scipy 1-D floor | mirtag xRT | librosa xRT | floor xRT | vs librosa | vs floor |")
+    print(
+        "| input | mirtag | librosa | scipy 1-D floor | mirtag xRT | librosa xRT | floor xRT | vs librosa | vs floor |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for seconds, ours, ref, floor in rows:
         print(
@@ -97,8 +99,11 @@ def main() -> None:
             f"| {seconds / ours:.0f}x | {seconds / ref:.0f}x | {seconds / floor:.0f}x "
             f"| **{ref / ours:.1f}x** | {floor / ours:.1f}x |"
         )
-    print(f"\none thread each (NUMBA_NUM_THREADS=OMP_NUM_THREADS=1), best of {args.repeat}; "
-          f"input {SR_IN} Hz mono, resampled to {c.sample_rate} Hz; decode excluded", file=sys.stderr)
+    print(
+        f"\none thread each (NUMBA_NUM_THREADS=OMP_NUM_THREADS=1), best of {args.repeat}; "
+        f"input {SR_IN} Hz mono, resampled to {c.sample_rate} Hz; decode excluded",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -176,8 +176,10 @@ def ensure_library(library: Path = DEFAULT_LIBRARY, quick: bool = False, log=pri
     if not todo:
         log(f"library: reusing {root}")
         return Library(root, tracks)
-    log(f"library: building {len(todo)} of {len(tracks)} files under {root} "
-        f"({sum(t.seconds for t in todo) / 3600:.2f} h of audio; cached for later runs)")
+    log(
+        f"library: building {len(todo)} of {len(tracks)} files under {root} "
+        f"({sum(t.seconds for t in todo) / 3600:.2f} h of audio; cached for later runs)"
+    )
     root.mkdir(parents=True, exist_ok=True)
     done = [t for t in tracks if is_built(t)]
     t_all = time.perf_counter()
@@ -195,7 +197,9 @@ def ensure_library(library: Path = DEFAULT_LIBRARY, quick: bool = False, log=pri
         write_track(path, t)
         done.append(t)
         save()
-        log(f"  {t.rel}: {t.seconds / 60:.1f} min, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s")
+        log(
+            f"  {t.rel}: {t.seconds / 60:.1f} min, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s"
+        )
     log(f"library: built in {time.perf_counter() - t_all:.0f} s")
     return Library(root, tracks)
 

@@ -110,8 +110,11 @@ def _load(path: PathLike | None, model_type: str) -> ModelCard:
     if path is None:
         folder = exported_dir()
         if not read_registry(folder)["default"].get(model_type):
-            hint = ("train one with `mirtag train generator` and install it, or pass --generator PATH"
-                    if model_type == "generator" else "pass --model PATH")
+            hint = (
+                "train one with `mirtag train generator` and install it, or pass --generator PATH"
+                if model_type == "generator"
+                else "pass --model PATH"
+            )
             raise ModelLoadError(f"{folder}: no default {model_type} is shipped ({hint})")
         return resolve_model(folder, model_type)
     path = Path(path)
@@ -155,7 +158,9 @@ def load_pair(
     if classifier is not None:
         cls = _load(classifier, "classifier")
     else:
-        folder = exported_dir() if generator is None else (Path(generator) if Path(generator).is_dir() else gen.path.parent)
+        folder = (
+            exported_dir() if generator is None else (Path(generator) if Path(generator).is_dir() else gen.path.parent)
+        )
         try:
             cls = resolve_model(folder, "classifier")
         except ModelLoadError as exc:
@@ -184,8 +189,14 @@ class GenreMap:
         The classifier's session.
     """
 
-    def __init__(self, generator: ModelCard, classifier: ModelCard, device: str | None = "cpu",
-                 threads: int | None = None, batch_size: int = DEFAULT_BATCH):
+    def __init__(
+        self,
+        generator: ModelCard,
+        classifier: ModelCard,
+        device: str | None = "cpu",
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH,
+    ):
         if generator.model_type != "generator" or generator.generator is None:
             raise ModelLoadError(f"{generator.path}: is a {generator.model_type}, not a generator")
         if classifier.model_type != "classifier":
@@ -201,7 +212,9 @@ class GenreMap:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         spec = generator.generator
         if not 2 <= spec.code_dims <= spec.latent_size:
-            raise ModelLoadError(f"{generator.path}: code_dims {spec.code_dims} must be in [2, latent_size {spec.latent_size}]")
+            raise ModelLoadError(
+                f"{generator.path}: code_dims {spec.code_dims} must be in [2, latent_size {spec.latent_size}]"
+            )
         self.generator = generator
         self.classifier = classifier
         self.batch_size = int(batch_size)
@@ -213,10 +226,14 @@ class GenreMap:
         where = self.generator.onnx_path
         inputs, outputs = self._gen.get_inputs(), self._gen.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 2:
-            raise ModelLoadError(f"{where}: a generator has one input (batch, latent), graph has {[i.name for i in inputs]}")
+            raise ModelLoadError(
+                f"{where}: a generator has one input (batch, latent), graph has {[i.name for i in inputs]}"
+            )
         self._in_name = inputs[0].name
         if self.generator.inputs and self._in_name != self.generator.inputs[0].name:
-            raise ModelLoadError(f"{where}: graph input {self._in_name!r} != card input {self.generator.inputs[0].name!r}")
+            raise ModelLoadError(
+                f"{where}: graph input {self._in_name!r} != card input {self.generator.inputs[0].name!r}"
+            )
         width = inputs[0].shape[1]
         if isinstance(width, int) and width != self.latent_size:
             raise ModelLoadError(f"{where}: graph input width {width} != latent_size {self.latent_size}")
@@ -277,8 +294,10 @@ class GenreMap:
         z = np.ascontiguousarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise ParameterError(f"z must be (n, {self.latent_size}), got {z.shape}")
-        parts = [self._gen.run([self._out_name], {self._in_name: z[s : s + self.batch_size]})[0]
-                 for s in range(0, len(z), self.batch_size)]
+        parts = [
+            self._gen.run([self._out_name], {self._in_name: z[s : s + self.batch_size]})[0]
+            for s in range(0, len(z), self.batch_size)
+        ]
         if not parts:
             return np.zeros((0, *self.classifier.frontend.input_shape), np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)
@@ -319,13 +338,26 @@ class GenreMap:
 
     def _base(self, head: str, dims: tuple[int, int], seed: int) -> dict[str, Any]:
         spec = self.head(head)
-        return {"head": head, "kind": spec.kind, "labels": list(spec.labels), "dims": list(dims), "seed": int(seed),
-                "generator": self.generator.ref, "classifier": self.classifier.ref,
-                "code_offset": self.code_offset}
+        return {
+            "head": head,
+            "kind": spec.kind,
+            "labels": list(spec.labels),
+            "dims": list(dims),
+            "seed": int(seed),
+            "generator": self.generator.ref,
+            "classifier": self.classifier.ref,
+            "code_offset": self.code_offset,
+        }
 
     # ------------------------------------------------------------------ maps
-    def grid(self, head: str = "genre", dims: Sequence[int] = (0, 1), n: int = 41, seed: int = 0,
-             progress: Progress | None = None) -> dict[str, Any]:
+    def grid(
+        self,
+        head: str = "genre",
+        dims: Sequence[int] = (0, 1),
+        n: int = 41,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
         """The head's probabilities over an n x n grid of the plane of two code dims.
 
         Code dim ``dims[0]`` runs along x (``ix``), ``dims[1]`` along y (``iy``),
@@ -347,11 +379,17 @@ class GenreMap:
         axis = np.linspace(-1.0, 1.0, n)
         z = plane_z(base, self.code_offset, dims, n)
         p = self.probs(z, head, progress).reshape(n, n, -1)
-        return {**self._base(head, dims, seed), "axis": axis.tolist(), "z": base.tolist(),
-                "argmax": p.argmax(axis=2).tolist(), "probs": _rounded(p)}
+        return {
+            **self._base(head, dims, seed),
+            "axis": axis.tolist(),
+            "z": base.tolist(),
+            "argmax": p.argmax(axis=2).tolist(),
+            "probs": _rounded(p),
+        }
 
-    def pick_seed(self, head: str = "genre", dims: Sequence[int] = (0, 1), seeds: Sequence[int] = MAP_SEEDS,
-                  n: int = 7) -> tuple[int, dict[int, list[float]]]:
+    def pick_seed(
+        self, head: str = "genre", dims: Sequence[int] = (0, 1), seeds: Sequence[int] = MAP_SEEDS, n: int = 7
+    ) -> tuple[int, dict[int, list[float]]]:
         """The seed whose map shows the most labels, by a rule (the default seed of the map commands).
 
         Each seed's plane is previewed on an ``n`` x ``n`` grid; the pick shows
@@ -378,8 +416,17 @@ class GenreMap:
 
         return min(shares, key=rank), shares
 
-    def line(self, x0: float, y0: float, x1: float, y1: float, head: str = "genre", dims: Sequence[int] = (0, 1),
-             n: int = 101, seed: int = 0) -> dict[str, Any]:
+    def line(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        head: str = "genre",
+        dims: Sequence[int] = (0, 1),
+        n: int = 101,
+        seed: int = 0,
+    ) -> dict[str, Any]:
         """The head's probabilities along the straight line (x0, y0) -> (x1, y1) of a code plane.
 
         Returns
@@ -403,12 +450,25 @@ class GenreMap:
         z[:, self.code_offset + dims[0]] = xs
         z[:, self.code_offset + dims[1]] = ys
         p = self.probs(z, head)
-        return {**self._base(head, dims, seed), "z": base.tolist(), "start": [float(x0), float(y0)],
-                "end": [float(x1), float(y1)], "t": np.linspace(0.0, 1.0, n).tolist(),
-                "points": np.stack([xs, ys], axis=1).tolist(), "argmax": p.argmax(axis=1).tolist(), "probs": _rounded(p)}
+        return {
+            **self._base(head, dims, seed),
+            "z": base.tolist(),
+            "start": [float(x0), float(y0)],
+            "end": [float(x1), float(y1)],
+            "t": np.linspace(0.0, 1.0, n).tolist(),
+            "points": np.stack([xs, ys], axis=1).tolist(),
+            "argmax": p.argmax(axis=1).tolist(),
+            "probs": _rounded(p),
+        }
 
-    def gallery(self, head: str = "genre", per_label: int = 3, n_samples: int = 2000,
-                seed: int = 0, progress: Progress | None = None) -> dict[str, list[tuple[np.ndarray, float]]]:
+    def gallery(
+        self,
+        head: str = "genre",
+        per_label: int = 3,
+        n_samples: int = 2000,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> dict[str, list[tuple[np.ndarray, float]]]:
         """The most confident generated windows of each label.
 
         Draws ``n_samples`` noise vectors (all dims uniform, the seed's generator),
@@ -442,8 +502,14 @@ class GenreMap:
                 progress(offset, n_samples)
         return {labels[k]: [(w, prob) for prob, _, w in best[k]] for k in range(len(labels))}
 
-    def distribution(self, head: str = "genre", n: int = 10000, seed: int = 0,
-                     batch: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    def distribution(
+        self,
+        head: str = "genre",
+        n: int = 10000,
+        seed: int = 0,
+        batch: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
         """How often each label is on top over ``n`` random generated windows (all dims uniform).
 
         ``batch`` (default: the map's batch size) changes speed only, not the counts.
@@ -470,8 +536,15 @@ class GenreMap:
                     progress(int(counts.sum()), n)
         finally:
             self.batch_size = saved
-        return {"head": head, "labels": list(labels), "counts": {lab: int(c) for lab, c in zip(labels, counts)},
-                "n": int(n), "seed": int(seed), "generator": self.generator.ref, "classifier": self.classifier.ref}
+        return {
+            "head": head,
+            "labels": list(labels),
+            "counts": {lab: int(c) for lab, c in zip(labels, counts)},
+            "n": int(n),
+            "seed": int(seed),
+            "generator": self.generator.ref,
+            "classifier": self.classifier.ref,
+        }
 
 
 def nearest_cells(grid: dict[str, Any], vectors: np.ndarray) -> list[tuple[int, int, float]]:
@@ -500,7 +573,9 @@ def nearest_cells(grid: dict[str, Any], vectors: np.ndarray) -> list[tuple[int, 
     return out
 
 
-def read_tracks(path: PathLike, head: str, labels: Sequence[str], classifier: str | None = None) -> list[dict[str, Any]]:
+def read_tracks(
+    path: PathLike, head: str, labels: Sequence[str], classifier: str | None = None
+) -> list[dict[str, Any]]:
     """Scanned tracks with the head's probabilities, from ``mirtag scan`` output (CSV, JSONL or JSON).
 
     Read before any map is computed, so a wrong file fails at once.
@@ -583,8 +658,19 @@ def place_tracks(grid: dict[str, Any], tracks: Sequence[dict[str, Any]]) -> list
     vectors = np.asarray([t["probs"] for t in tracks], np.float64)
     out = []
     for t, v, (iy, ix, dist) in zip(tracks, vectors, nearest_cells(grid, vectors)):
-        out.append({"path": t["path"], "stem": t["stem"], "ix": ix, "iy": iy, "x": axis[ix], "y": axis[iy],
-                    "l1": round(dist, 6), "top": labels[int(np.argmax(v))], "cell_top": labels[arg[iy][ix]]})
+        out.append(
+            {
+                "path": t["path"],
+                "stem": t["stem"],
+                "ix": ix,
+                "iy": iy,
+                "x": axis[ix],
+                "y": axis[iy],
+                "l1": round(dist, 6),
+                "top": labels[int(np.argmax(v))],
+                "cell_top": labels[arg[iy][ix]],
+            }
+        )
     return out
 
 

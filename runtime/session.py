@@ -228,7 +228,9 @@ class Session:
             raise ModelLoadError(f"{where}: graph inputs {[i.name for i in inputs]} != ['{INPUT_NAME}']")
         shape = inputs[0].shape
         if len(shape) != 4 or list(shape[1:]) != list(self.card.frontend.input_shape):
-            raise ModelLoadError(f"{where}: graph input shape {shape} does not match the card {list(self.card.inputs[0].shape)}")
+            raise ModelLoadError(
+                f"{where}: graph input shape {shape} does not match the card {list(self.card.inputs[0].shape)}"
+            )
         graph_out = {o.name: o for o in self._sess.get_outputs()}
         card_out = {t.name for t in self.card.outputs}
         if set(graph_out) != card_out:

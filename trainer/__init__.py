@@ -12,7 +12,9 @@ from mirtag.runtime.errors import MissingDependencyError
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 """PyTorch's CPU-only wheel index: from PyPI, torch on Linux and Windows is the CUDA build (~28 more packages)."""
 
-TRAIN_INSTALL_HINT = f'pip install torch==2.13.0 --index-url {TORCH_CPU_INDEX} && pip install ".[train]"  (in the mirtag checkout)'
+TRAIN_INSTALL_HINT = (
+    f'pip install torch==2.13.0 --index-url {TORCH_CPU_INDEX} && pip install ".[train]"  (in the mirtag checkout)'
+)
 """mirtag is not on PyPI: it installs from its checkout. For a CUDA build of torch, use PyTorch's cu index instead."""
 
 
@@ -29,8 +31,9 @@ def require_torch():
 
     missing = [name for name in TRAIN_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        raise MissingDependencyError(f"training needs {', '.join(TRAIN_PACKAGES)} ({', '.join(missing)} missing): "
-                                     f"run  {TRAIN_INSTALL_HINT}")
+        raise MissingDependencyError(
+            f"training needs {', '.join(TRAIN_PACKAGES)} ({', '.join(missing)} missing): run  {TRAIN_INSTALL_HINT}"
+        )
     import torch
 
     return torch

@@ -46,7 +46,7 @@ def pick_device(name: str = "auto"):
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ParameterError(f"device {name!r}: torch sees no CUDA GPU (use device = \"auto\" or \"cpu\")")
+            raise ParameterError(f'device {name!r}: torch sees no CUDA GPU (use device = "auto" or "cpu")')
         return torch.device(name)
     raise ParameterError(f"unknown device {name!r} (expected one of {DEVICES} or 'cuda:N')")
 

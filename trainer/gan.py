@@ -57,7 +57,6 @@ F = torch.nn.functional
 _LOGGER = logging.getLogger(__name__)
 
 
-
 @dataclass
 class GanConfig:
     """A generator run (TOML sections are flattened, like the classifier's)."""
@@ -104,7 +103,6 @@ class GanConfig:
     which half precision makes noisy, and the critic is small."""
     max_minutes: float = 0.0
     """Stop (with a checkpoint) after this many minutes of this session (0 = no limit); --resume continues."""
-
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str] | None, **overrides: Any) -> GanConfig:
@@ -315,10 +313,20 @@ class _GanRun:
     best: dict = dataclasses.field(default_factory=lambda: {"tv": math.inf, "step": -1})
 
     def save_last(self, path: Path, real_dist: np.ndarray) -> None:
-        torch.save({"G": self.G.state_dict(), "D": self.D.state_dict(), "T": self.T.state_dict(),
-                    "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                    "opt_t": self.opt_t.state_dict(), "step": self.step, "best": self.best,
-                    "real_dist": torch.from_numpy(real_dist)}, path)
+        torch.save(
+            {
+                "G": self.G.state_dict(),
+                "D": self.D.state_dict(),
+                "T": self.T.state_dict(),
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "opt_t": self.opt_t.state_dict(),
+                "step": self.step,
+                "best": self.best,
+                "real_dist": torch.from_numpy(real_dist),
+            },
+            path,
+        )
 
 
 def _real_genre_distribution(classifier, real_t, genre_idx: int, n_labels: int) -> np.ndarray:
@@ -330,14 +338,20 @@ def _real_genre_distribution(classifier, real_t, genre_idx: int, n_labels: int) 
     return dist
 
 
-def _new_gan_run(cfg: GanConfig, fe: FrontendConfig, embed_dim: int, device, out: Path, resume: bool,
-                 real_dist: np.ndarray, say) -> _GanRun:
+def _new_gan_run(
+    cfg: GanConfig, fe: FrontendConfig, embed_dim: int, device, out: Path, resume: bool, real_dist: np.ndarray, say
+) -> _GanRun:
     """Networks and optimisers; from ``last.pt`` when resuming."""
     G, D = Generator(cfg, fe).to(device), Critic(cfg, fe).to(device)
     T = MIEstimator(cfg.code_dims, embed_dim).to(device)
-    run = _GanRun(G, D, T, opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9)),
-                  opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9)),
-                  opt_t=torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999)))
+    run = _GanRun(
+        G,
+        D,
+        T,
+        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.9)),
+        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.9)),
+        opt_t=torch.optim.Adam(T.parameters(), lr=cfg.lr_t, betas=(0.5, 0.999)),
+    )
     last = out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
@@ -401,18 +415,32 @@ def _generator_step(run: _GanRun, cfg: GanConfig, classifier, genre_head: str, p
     return float(loss_mi.detach()), div_v
 
 
-def _evaluate(run: _GanRun, cfg: GanConfig, classifier, genre_idx: int, genre_head: str, z_eval, device,
-              real_dist: np.ndarray, labels) -> dict[str, Any]:
+def _evaluate(
+    run: _GanRun,
+    cfg: GanConfig,
+    classifier,
+    genre_idx: int,
+    genre_head: str,
+    z_eval,
+    device,
+    real_dist: np.ndarray,
+    labels,
+) -> dict[str, Any]:
     """The map targets at this step: TV distance, coverage, seed maps with enough genres, generated shares."""
     run.G.eval()
     with torch.no_grad():
-        fake_dist = sum(genre_distribution(classifier, run.G(z_eval[s : s + 256].to(device)), genre_idx)
-                        for s in range(0, len(z_eval), 256))
+        fake_dist = sum(
+            genre_distribution(classifier, run.G(z_eval[s : s + 256].to(device)), genre_idx)
+            for s in range(0, len(z_eval), 256)
+        )
         shown = map_diversity(run.G, classifier, genre_head, cfg)
-    return {"tv": total_variation(real_dist.astype(float), fake_dist.astype(float)),
-            "coverage_ok": coverage_ok(real_dist.astype(float), fake_dist.astype(float)),
-            "maps_3_genres": sum(k >= MIN_LABELS_SHOWN for k in shown), "genres_per_map": shown,
-            "generated": dict(zip(labels, (fake_dist / fake_dist.sum()).round(4).tolist()))}
+    return {
+        "tv": total_variation(real_dist.astype(float), fake_dist.astype(float)),
+        "coverage_ok": coverage_ok(real_dist.astype(float), fake_dist.astype(float)),
+        "maps_3_genres": sum(k >= MIN_LABELS_SHOWN for k in shown),
+        "genres_per_map": shown,
+        "generated": dict(zip(labels, (fake_dist / fake_dist.sum()).round(4).tolist())),
+    }
 
 
 def _keep_if_better(run: _GanRun, row: dict[str, Any], out: Path) -> bool:
@@ -428,8 +456,9 @@ def _keep_if_better(run: _GanRun, row: dict[str, Any], out: Path) -> bool:
     return better
 
 
-def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, reporter=None,
-                    real: np.ndarray | None = None) -> Path:
+def train_generator(
+    cfg: GanConfig, data_root: Path, *, resume: bool = False, reporter=None, real: np.ndarray | None = None
+) -> Path:
     """Train (or resume) a generator run; exports the best checkpoint. Returns the run folder."""
     from .device import pick_device
 
@@ -470,25 +499,34 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
             reporter.progress(run.step, cfg.steps)
         if run.step % cfg.eval_every and run.step != cfg.steps:
             continue
-        row = {"step": run.step, "wasserstein": w_est, "mi_loss": mi, "diversity": div_v,
-               **_evaluate(run, cfg, classifier, genre_idx, genre_head, z_eval, device, real_dist, labels),
-               "seconds_per_step": (time.time() - t_last) / cfg.eval_every}
+        row = {
+            "step": run.step,
+            "wasserstein": w_est,
+            "mi_loss": mi,
+            "diversity": div_v,
+            **_evaluate(run, cfg, classifier, genre_idx, genre_head, z_eval, device, real_dist, labels),
+            "seconds_per_step": (time.time() - t_last) / cfg.eval_every,
+        }
         t_last = time.time()
         run.history.append(row)
         better = _keep_if_better(run, row, out)
         run.save_last(out / "last.pt", real_dist)
         (out / "history.json").write_text(json.dumps(run.history, indent=1))
         (out / "real_distribution.json").write_text(json.dumps(real_shares))
-        msg = (f"step {run.step}: W {w_est:.3f}  MI loss {mi:.3f}  diversity {div_v:.3f}  TV {row['tv']:.3f}  "
-               f"coverage {'ok' if row['coverage_ok'] else 'no'}  maps with 3+ genres "
-               f"{row['maps_3_genres']}/{len(row['genres_per_map'])}{'  (best)' if better else ''}")
+        msg = (
+            f"step {run.step}: W {w_est:.3f}  MI loss {mi:.3f}  diversity {div_v:.3f}  TV {row['tv']:.3f}  "
+            f"coverage {'ok' if row['coverage_ok'] else 'no'}  maps with 3+ genres "
+            f"{row['maps_3_genres']}/{len(row['genres_per_map'])}{'  (best)' if better else ''}"
+        )
         if reporter:
             reporter.line(msg)
         else:
             _LOGGER.info(msg)
         if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-            say(f"time budget reached at step {run.step}: exporting the best checkpoint so far "
-                "(--resume continues training)")
+            say(
+                f"time budget reached at step {run.step}: exporting the best checkpoint so far "
+                "(--resume continues training)"
+            )
             break
     best = run.best
     say(f"exporting the checkpoint of step {best['step']} (TV {best['tv']:.3f})")
@@ -496,31 +534,51 @@ def train_generator(cfg: GanConfig, data_root: Path, *, resume: bool = False, re
     G = run.G
     G.load_state_dict(ck["G"])
     G.to("cpu")  # export and its parity check run on the CPU, as the runtime does
-    export_generator(G.eval(), cfg, fe, ccard, out / "export", provenance={
-        "trainer": "mirtag train generator", "config": dataclasses.asdict(cfg), "best_step": best["step"],
-        "tv_distance": best["tv"], "real_distribution": real_shares,
-        "generated_distribution": next((h["generated"] for h in run.history if h["step"] == best["step"]), None)})
+    export_generator(
+        G.eval(),
+        cfg,
+        fe,
+        ccard,
+        out / "export",
+        provenance={
+            "trainer": "mirtag train generator",
+            "config": dataclasses.asdict(cfg),
+            "best_step": best["step"],
+            "tv_distance": best["tv"],
+            "real_distribution": real_shares,
+            "generated_distribution": next((h["generated"] for h in run.history if h["step"] == best["step"]), None),
+        },
+    )
     return out
 
 
-def export_generator(G, cfg: GanConfig, fe: FrontendConfig, classifier_card: ModelCard, out_dir: Path,
-                     provenance: dict[str, Any]) -> ModelCard:
+def export_generator(
+    G, cfg: GanConfig, fe: FrontendConfig, classifier_card: ModelCard, out_dir: Path, provenance: dict[str, Any]
+) -> ModelCard:
     """``<name>.onnx`` (input ``z`` (batch, latent), output ``features``) + its generator card, parity-checked."""
     from .export import check_parity, export_onnx
 
     out_dir = Path(out_dir)
     G = G.eval()
-    path = export_onnx(G, sample_z(2, cfg.latent_size), out_dir / f"{cfg.name}.onnx", ["features"],
-                       input_name="z")
+    path = export_onnx(G, sample_z(2, cfg.latent_size), out_dir / f"{cfg.name}.onnx", ["features"], input_name="z")
     z = np.random.default_rng(0).uniform(-1, 1, (4, cfg.latent_size)).astype(np.float32)
     worst = check_parity(G, path, z, ["features"], input_name="z")
     card = ModelCard(
-        model_type="generator", name=cfg.name, version=cfg.version, sha256=sha256_file(path), onnx_file=path.name,
+        model_type="generator",
+        name=cfg.name,
+        version=cfg.version,
+        sha256=sha256_file(path),
+        onnx_file=path.name,
         frontend=fe,
         inputs=(TensorSpec("z", ("batch", cfg.latent_size)),),
         outputs=(TensorSpec("features", ("batch", *fe.input_shape)),),
-        generator=GeneratorSpec(latent_size=cfg.latent_size, code_dims=cfg.code_dims, value_range=(0.0, 1.0),
-                                classifier_sha256=classifier_card.sha256, noise="uniform(-1, 1); code = last code_dims"),
+        generator=GeneratorSpec(
+            latent_size=cfg.latent_size,
+            code_dims=cfg.code_dims,
+            value_range=(0.0, 1.0),
+            classifier_sha256=classifier_card.sha256,
+            noise="uniform(-1, 1); code = last code_dims",
+        ),
         provenance={**provenance, "classifier": classifier_card.ref, "export": {"parity_max_abs_diff": worst}},
     )
     card.save(out_dir / f"{cfg.name}.onnx.json")

@@ -202,13 +202,26 @@ def multilabel_prf(Y: np.ndarray, B: np.ndarray, mask: np.ndarray | None = None,
     f1 = _safe_div(2.0 * precision * recall, precision + recall)
     support = tp + fn
     evaluated = support >= max(1, min_positives)
-    out = {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64),
-           "tp": tp.astype(np.int64), "fp": fp.astype(np.int64), "fn": fn.astype(np.int64),
-           "tn": tn.astype(np.int64), "evaluated": evaluated}
+    out = {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support.astype(np.int64),
+        "tp": tp.astype(np.int64),
+        "fp": fp.astype(np.int64),
+        "fn": fn.astype(np.int64),
+        "tn": tn.astype(np.int64),
+        "evaluated": evaluated,
+    }
     if not evaluated.any():
         nan = float("nan")
-        return out | {"macro_f1": nan, "weighted_precision": nan, "weighted_recall": nan, "weighted_f1": nan,
-                      "label_accuracy": nan}
+        return out | {
+            "macro_f1": nan,
+            "weighted_precision": nan,
+            "weighted_recall": nan,
+            "weighted_f1": nan,
+            "label_accuracy": nan,
+        }
     w = support[evaluated] / support[evaluated].sum()
     decisions = (tp + fp + fn + tn)[evaluated].sum()
     return out | {
@@ -401,8 +414,13 @@ def macro_auc(
     evaluated = per_label[~np.isnan(per_label)]
     skipped = n_labels - evaluated.size
     if skipped:
-        _LOGGER.debug("macro %s-AUC: %d of %d labels skipped (< %d positives or no negatives)",
-                      kind, skipped, n_labels, min_positives)
+        _LOGGER.debug(
+            "macro %s-AUC: %d of %d labels skipped (< %d positives or no negatives)",
+            kind,
+            skipped,
+            n_labels,
+            min_positives,
+        )
     value = float(evaluated.mean()) if evaluated.size else float("nan")
     return value, per_label
 

@@ -63,7 +63,9 @@ class ReSEBlock(nn.Module):
         hidden = max(4, cout // reduction)
         self.se1 = nn.Linear(cout, hidden)
         self.se2 = nn.Linear(hidden, cout)
-        self.short = nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = (
+            nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        )
         self.pool = pool
 
     def forward(self, x):

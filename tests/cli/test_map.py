@@ -41,8 +41,20 @@ def test_grid_writes_png_and_json(tmp_path):
 
 def test_grid_other_head_and_dims(tmp_path):
     data = tmp_path / "q.json"
-    invoke("grid", "--out", str(tmp_path / "q.png"), "--data", str(data), "--grid", "5", "--head", "quadrant",
-           "--dims", "1", "0")
+    invoke(
+        "grid",
+        "--out",
+        str(tmp_path / "q.png"),
+        "--data",
+        str(data),
+        "--grid",
+        "5",
+        "--head",
+        "quadrant",
+        "--dims",
+        "1",
+        "0",
+    )
     d = json.loads(data.read_text())
     assert d["head"] == "quadrant" and d["dims"] == [1, 0] and len(d["labels"]) == 4
 
@@ -85,8 +97,12 @@ def test_grid_places_scanned_tracks(tmp_path):
         heads = {"genre": {"probs": dict(zip(labels, probs)), "top": [], "vote": None}} if probs else None
         return {"path": path, "status": status, "model": "tiny@0.0.1", "heads": heads}
 
-    rows = [row("/music/a song.flac", cells[1][7]), row("/music/broken.mp3", None, "error"),
-            row("/music/b.wav", cells[8][0]), row("/music/c.ogg", [0.9, 0.05, 0.3])]
+    rows = [
+        row("/music/a song.flac", cells[1][7]),
+        row("/music/broken.mp3", None, "error"),
+        row("/music/b.wav", cells[8][0]),
+        row("/music/c.ogg", [0.9, 0.05, 0.3]),
+    ]
     tracks = tmp_path / "tags.jsonl"
     tracks.write_text("".join(json.dumps(r) + "\n" for r in rows))
     png, data = tmp_path / "map.png", tmp_path / "map.json"
@@ -99,14 +115,27 @@ def test_grid_places_scanned_tracks(tmp_path):
 
 
 def test_errors_are_mirtag_errors_with_one_line(tmp_path, monkeypatch, capsys):
-    result = runner.invoke(app, ["map", "grid", "--out", str(tmp_path / "x.png"), "--generator", TINYGEN,
-                                 "--dims", "0", "0"])
+    result = runner.invoke(
+        app, ["map", "grid", "--out", str(tmp_path / "x.png"), "--generator", TINYGEN, "--dims", "0", "0"]
+    )
     assert result.exit_code != 0 and isinstance(result.exception, MirtagError)
-    missing = runner.invoke(app, ["map", "grid", "--out", str(tmp_path / "x.png"), "--generator", TINYGEN,
-                                  "--tracks", str(tmp_path / "none.jsonl")])
+    missing = runner.invoke(
+        app,
+        [
+            "map",
+            "grid",
+            "--out",
+            str(tmp_path / "x.png"),
+            "--generator",
+            TINYGEN,
+            "--tracks",
+            str(tmp_path / "none.jsonl"),
+        ],
+    )
     assert isinstance(missing.exception, MirtagError)
-    monkeypatch.setattr(sys, "argv", ["mirtag", "map", "distribution", "--n", "5", "--head", "mood",
-                                      "--generator", TINYGEN])
+    monkeypatch.setattr(
+        sys, "argv", ["mirtag", "map", "distribution", "--n", "5", "--head", "mood", "--generator", TINYGEN]
+    )
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 1
@@ -127,7 +156,9 @@ def test_grid_places_the_tracks_of_the_csv_a_scan_writes(tmp_path):
     scan = runner.invoke(app, ["scan", str(music), "--out", str(tags), "--model", TINYGEN, "--device", "cpu", "-q"])
     assert scan.exit_code == 0, scan.output
     data = tmp_path / "map.json"
-    result = invoke("grid", "--out", str(tmp_path / "map.png"), "--data", str(data), "--grid", "9", "--tracks", str(tags))
+    result = invoke(
+        "grid", "--out", str(tmp_path / "map.png"), "--data", str(data), "--grid", "9", "--tracks", str(tags)
+    )
     placed = json.loads(data.read_text())["tracks"]
     assert sorted(t["stem"] for t in placed) == ["song0", "song1", "song2"]
     for t in placed:  # the fit distance, the track's own top label and its cell's
@@ -138,9 +169,13 @@ def test_grid_places_the_tracks_of_the_csv_a_scan_writes(tmp_path):
 def test_grid_checks_the_tracks_file_before_any_work(tmp_path):
     bad = tmp_path / "notes.csv"
     bad.write_text("path,comment\n/music/a.flac,nice\n")
-    for tracks, why in ((bad, "no row has 'genre' probabilities"), (tmp_path / "tags.txt", "must be mirtag scan output")):
-        result = runner.invoke(app, ["map", "grid", "--out", str(tmp_path / "m.png"), "--generator", TINYGEN,
-                                     "--tracks", str(tracks)])
+    for tracks, why in (
+        (bad, "no row has 'genre' probabilities"),
+        (tmp_path / "tags.txt", "must be mirtag scan output"),
+    ):
+        result = runner.invoke(
+            app, ["map", "grid", "--out", str(tmp_path / "m.png"), "--generator", TINYGEN, "--tracks", str(tracks)]
+        )
         assert isinstance(result.exception, MirtagError) and why in str(result.exception)
     assert not (tmp_path / "m.png").exists()
 

@@ -119,8 +119,15 @@ def test_extensions():
 
 @pytest.mark.parametrize(
     "key, fmt",
-    [("stereo_wav16", "WAV"), ("stereo_flac", "FLAC"), ("stereo_ogg", "OGG"), ("stereo_mp3", "MP3"),
-     ("stereo_aiff", "AIFF"), ("stereo_au", "AU"), ("mono_wavf", "WAV")],
+    [
+        ("stereo_wav16", "WAV"),
+        ("stereo_flac", "FLAC"),
+        ("stereo_ogg", "OGG"),
+        ("stereo_mp3", "MP3"),
+        ("stereo_aiff", "AIFF"),
+        ("stereo_au", "AU"),
+        ("mono_wavf", "WAV"),
+    ],
 )
 def test_info(files, key, fmt):
     path, x, rate = files[key]
@@ -442,8 +449,16 @@ def test_offset_past_end(files):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"offset": -0.5}, {"duration": -1.0}, {"duration": 0.0}, {"offset": float("nan")}, {"sr": 0}, {"sr": -22050},
-     {"sr": 22050.5}, {"duration": float("inf")}],
+    [
+        {"offset": -0.5},
+        {"duration": -1.0},
+        {"duration": 0.0},
+        {"offset": float("nan")},
+        {"sr": 0},
+        {"sr": -22050},
+        {"sr": 22050.5},
+        {"duration": float("inf")},
+    ],
 )
 def test_parameter_errors(files, kwargs):
     path = files["stereo_wav16"][0]

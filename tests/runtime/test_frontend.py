@@ -77,12 +77,15 @@ def test_silence_gives_zero_windows_marked_silent(frontend):
     assert_matches_oracle(frontend, y, 22050)
 
 
-@pytest.mark.parametrize("config", [
-    FrontendConfig(compression="log1p"),
-    FrontendConfig(hpss_kernel=(17, 9), hpss_margin=(2.0, 1.5), hpss_power=1.0),
-    FrontendConfig(n_mels=128, window_frames=64, window_hop=32, mel_power=2.0),
-    FrontendConfig(sample_rate=16000, n_fft=1024, hop_length=256, fmin=30.0, fmax=7600.0),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        FrontendConfig(compression="log1p"),
+        FrontendConfig(hpss_kernel=(17, 9), hpss_margin=(2.0, 1.5), hpss_power=1.0),
+        FrontendConfig(n_mels=128, window_frames=64, window_hop=32, mel_power=2.0),
+        FrontendConfig(sample_rate=16000, n_fft=1024, hop_length=256, fmin=30.0, fmax=7600.0),
+    ],
+)
 def test_every_card_field_is_honoured(config):
     fe = Frontend(config)
     feats = assert_matches_oracle(fe, music_like(44100, 6.0, seed=9), 44100)

@@ -21,7 +21,9 @@ TINY = Path(__file__).parents[1] / "fixtures" / "tiny"
 ORT_GPU_VERSION = "1.31.1"
 
 
-@pytest.mark.parametrize("text,kind,index", [("auto", "auto", 0), ("CPU", "cpu", 0), ("cuda", "cuda", 0), ("cuda:3", "cuda", 3)])
+@pytest.mark.parametrize(
+    "text,kind,index", [("auto", "auto", 0), ("CPU", "cpu", 0), ("cuda", "cuda", 0), ("cuda:3", "cuda", 3)]
+)
 def test_device_strings_parse(text, kind, index):
     assert Device.parse(text) == Device(kind, index)
 
@@ -103,8 +105,19 @@ def test_onnxruntime_gpu_without_cuda_stays_quiet(tmp_path):
         pytest.skip("this machine has a CUDA device: the quiet fallback cannot be observed")
     target = tmp_path / "ortgpu"
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"onnxruntime-gpu=={ORT_GPU_VERSION}"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"onnxruntime-gpu=={ORT_GPU_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
     )
     if pip.returncode != 0:
         if os.environ.get("CI"):

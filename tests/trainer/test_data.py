@@ -41,8 +41,19 @@ def _noise(seconds: float, seed: int) -> np.ndarray:
 # 4Q-like artists: several clips per artist, "The Beatles" / "Beatles" and a
 # "feat." credit that must join their main artist's group.
 ARTISTS = [
-    "The Beatles", "Beatles", "Björk", "Bjork feat. Thom Yorke", "Miles Davis", "Miles Davis & John Coltrane",
-    "Leonard Feather", "Kenny G", "Kenny G", "Kenny G", "Celia Cruz", "The Prodigy", "Prodigy, The",
+    "The Beatles",
+    "Beatles",
+    "Björk",
+    "Bjork feat. Thom Yorke",
+    "Miles Davis",
+    "Miles Davis & John Coltrane",
+    "Leonard Feather",
+    "Kenny G",
+    "Kenny G",
+    "Kenny G",
+    "Celia Cruz",
+    "The Prodigy",
+    "Prodigy, The",
 ]
 GENRE_POOL = ["Pop/Rock", "Jazz", "Electronic", "Latin", "Vocal"]
 MOOD_POOL = ["happy", "sad", "tense", "calm", "witty", "fiery"]
@@ -59,8 +70,9 @@ def root(tmp_path_factory) -> Path:
         genres = ";".join(GENRE_POOL[j] for j in range(5) if (i >> j) & 1) or "Pop/Rock"
         moods = ";".join(MOOD_POOL[j] for j in range(6) if (i * 7 >> j) & 1) or "calm"
         rows.append([f"4q/audio/{q}/MT{i:010d}.ogg", f"MT{i:010d}", q, artist, f"Song {i}", genres, moods])
-    _write_csv(root / "4q" / "4q.csv", ["file", "song_id", "quadrant", "artist", "title", "allmusic_genres", "moods"],
-               rows)
+    _write_csv(
+        root / "4q" / "4q.csv", ["file", "song_id", "quadrant", "artist", "title", "allmusic_genres", "moods"], rows
+    )
     emo_header = ["file", "track_id", "genre", "n_annotators", *(f"frac_{e}" for e in D.EMOTIONS)]
     emo_rows = []
     for i in range(40):
@@ -144,8 +156,12 @@ def test_read_emotify_maps_genres_and_reads_emotions(root):
     clips = D.read_emotify(root)
     assert len(clips) == 40
     by_genre = {c.stratum: c.genres for c in clips}
-    assert by_genre == {"classical": ("Classical",), "electronic": ("Electronic",),
-                        "pop": ("Pop/Rock",), "rock": ("Pop/Rock",)}
+    assert by_genre == {
+        "classical": ("Classical",),
+        "electronic": ("Electronic",),
+        "pop": ("Pop/Rock",),
+        "rock": ("Pop/Rock",),
+    }
     c = clips[1]
     assert [e for e, _ in c.emotions] == list(D.EMOTIONS)
     assert c.emotions[0] == ("amazement", 0.1) and c.group == "" and c.music
@@ -290,8 +306,13 @@ def test_committed_splits_cover_the_real_manifests_once():
 
 
 def _mk(dataset, genres=(), moods=(), **kw):
-    return D.Clip(f"{dataset}/{len(genres)}-{'.'.join(genres)}-{'.'.join(moods)}", dataset,
-                  genres=tuple(genres), moods=tuple(moods), **kw)
+    return D.Clip(
+        f"{dataset}/{len(genres)}-{'.'.join(genres)}-{'.'.join(moods)}",
+        dataset,
+        genres=tuple(genres),
+        moods=tuple(moods),
+        **kw,
+    )
 
 
 def test_build_taxonomy_thresholds_and_order():
@@ -410,8 +431,13 @@ def test_feature_cache_computes_in_workers_and_resumes(root, clips, tmp_path):
     assert cache.dir.parent == tmp_path / "cache" and len(cache.dir.name) == 12
     music = [c for c in clips if c.dataset == "4q"][:2]
     noise = [c for c in clips if c.dataset == "esc50"][:2]  # a 5-s and a 0.5-s (looped) noise
-    items = [(music[0], D.CLEAN), (music[0], D.Augment(noise[0].file, 5.0, 30000)),
-             (music[1], D.CLEAN), (music[1], D.Augment(noise[1].file, 0.0, 777)), (music[1], D.CLEAN)]
+    items = [
+        (music[0], D.CLEAN),
+        (music[0], D.Augment(noise[0].file, 5.0, 30000)),
+        (music[1], D.CLEAN),
+        (music[1], D.Augment(noise[1].file, 0.0, 777)),
+        (music[1], D.CLEAN),
+    ]
     seen = []
     stats = cache.compute(items, root, workers=2, progress=lambda d, t: seen.append((d, t)))
     assert (stats.total, stats.cached, stats.computed, stats.failed) == (4, 0, 4, 0)
@@ -431,7 +457,9 @@ def test_feature_cache_computes_in_workers_and_resumes(root, clips, tmp_path):
     from mirtag.runtime.frontend import cut_windows, window_starts
 
     mel = np.asarray(cache.load(*items[1], root), np.float32)
-    np.testing.assert_array_equal(X[2:4], cut_windows(mel, window_starts(mel.shape[2], config), config)[0].astype(np.float16))
+    np.testing.assert_array_equal(
+        X[2:4], cut_windows(mel, window_starts(mel.shape[2], config), config)[0].astype(np.float16)
+    )
 
 
 def test_feature_cache_recomputes_changed_files_and_counts_failures(tmp_path, caplog):
@@ -481,11 +509,16 @@ def test_a_training_config_reaches_the_gtzan_and_manifest_readers(tmp_path):
     for stem in ("blues.00000", "blues.00012", "blues.00029"):
         (genres / "blues").mkdir(parents=True, exist_ok=True)
         sf.write(genres / "blues" / f"{stem}.wav", music_like(SR, 0.5, seed=1), SR, subtype="PCM_16")
-    _write_csv(tmp_path / "mine" / "mine.csv", ["file", "artist", "genres"],
-               [[f"mine/{i}.flac", f"Artist {i % 3}", "Jazz;Blues" if i % 2 else "Jazz"] for i in range(9)])
+    _write_csv(
+        tmp_path / "mine" / "mine.csv",
+        ["file", "artist", "genres"],
+        [[f"mine/{i}.flac", f"Artist {i % 3}", "Jazz;Blues" if i % 2 else "Jazz"] for i in range(9)],
+    )
     config = tmp_path / "run.toml"
-    config.write_text('[data]\ndatasets = ["gtzan"]\n\n[[data.manifests]]\nname = "mine"\nfile = "mine/mine.csv"\n'
-                      'group = "artist"\nlabels = { genres = ["genre", "multi"] }\n')
+    config.write_text(
+        '[data]\ndatasets = ["gtzan"]\n\n[[data.manifests]]\nname = "mine"\nfile = "mine/mine.csv"\n'
+        'group = "artist"\nlabels = { genres = ["genre", "multi"] }\n'
+    )
     cfg = TrainConfig.from_toml(config)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     clips = load_clips(cfg, tmp_path)

@@ -191,14 +191,20 @@ def test_track_level_mean():
 
 
 def test_track_votes_majority_and_tie_break():
-    p = np.array([
-        # track 0: classes 0, 0, 1 -> majority 0 although class 1 has the higher mean
-        [0.51, 0.49, 0.0], [0.51, 0.49, 0.0], [0.0, 1.0, 0.0],
-        # track 1: one vote each for 0 and 1; mean prob 0.35 vs 0.65 -> 1
-        [0.6, 0.4, 0.0], [0.1, 0.9, 0.0],
-        # track 2: one vote each for 0 and 1; mean prob 0.675 vs 0.325 -> 0
-        [0.9, 0.1, 0.0], [0.45, 0.55, 0.0],
-    ])
+    p = np.array(
+        [
+            # track 0: classes 0, 0, 1 -> majority 0 although class 1 has the higher mean
+            [0.51, 0.49, 0.0],
+            [0.51, 0.49, 0.0],
+            [0.0, 1.0, 0.0],
+            # track 1: one vote each for 0 and 1; mean prob 0.35 vs 0.65 -> 1
+            [0.6, 0.4, 0.0],
+            [0.1, 0.9, 0.0],
+            # track 2: one vote each for 0 and 1; mean prob 0.675 vs 0.325 -> 0
+            [0.9, 0.1, 0.0],
+            [0.45, 0.55, 0.0],
+        ]
+    )
     idx = np.array([0, 0, 0, 1, 1, 2, 2])
     votes = M.track_votes(p, idx, 4)
     np.testing.assert_array_equal(votes, [0, 1, 0, -1])  # track 3 has no windows
