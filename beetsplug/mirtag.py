@@ -155,6 +155,8 @@ class MirtagPlugin(BeetsPlugin):
                 # fields there, an item tagged by mirtag is written by `beet write`. (List fields are left out:
                 # beets' diff fails on an item that lacks one while its file reads as an empty list.)
                 library.Item._media_tag_fields.add(name)
+        self._scanner = None
+        self.register_listener("cli_exit", self.close)
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 
@@ -172,8 +174,15 @@ class MirtagPlugin(BeetsPlugin):
         return [cmd]
 
     def command(self, lib, opts, args) -> None:
+        from mirtag.runtime.errors import MirtagError
+
         items = list(lib.items(args))
-        summary = self.analyse(items, force=opts.force, write=ui.should_write(opts.write))
+        try:
+            summary = self.analyse(items, force=opts.force, write=ui.should_write(opts.write))
+        except MirtagError as exc:  # the model cannot load, bad config: one line, no traceback
+            raise ui.UserError(f"mirtag: {exc}") from None
+        finally:
+            self.close()
         ui.print_(
             f"mirtag: {summary['tagged']} tagged, {summary['skipped']} already analysed, {summary['errors']} errors"
         )
@@ -181,8 +190,23 @@ class MirtagPlugin(BeetsPlugin):
             raise ui.UserError(f"mirtag: {summary['errors']} file(s) could not be analysed (see above)")
 
     def imported(self, session, task) -> None:
-        """Import stage (``auto: yes``): tag the task's new items; the importer stores them."""
-        self.analyse(task.imported_items(), force=False, write=ui.should_write())
+        """Import stage (``auto: yes``): tag the task's new items; the importer stores them.
+
+        One scan engine serves every task of the import (its workers stay up
+        between albums) and is stopped when beets exits.
+        """
+        from mirtag.runtime.errors import MirtagError
+
+        try:
+            self.analyse(task.imported_items(), force=False, write=ui.should_write())
+        except MirtagError as exc:  # never abort an import: the items stay untagged, `beet mirtag` can retry
+            self._log.error("{}", exc)
+
+    def close(self, *_, **__) -> None:
+        """Stop the scan engine's workers (also on beets' ``cli_exit``)."""
+        if self._scanner is not None:
+            self._scanner.close()
+            self._scanner = None
 
     # ------------------------------------------------------------------ the work
     def _options(self):
@@ -225,20 +249,23 @@ class MirtagPlugin(BeetsPlugin):
         )
         from mirtag.runtime.rows import path_from_row
 
-        with Scanner(settings) as scanner:
-            self._log.info("{} items on {}", len(todo), scanner.provider)
-            for row in scanner.run([os.fsdecode(p) for p in todo]):
-                item = todo[os.fsencode(path_from_row(row))]
-                if row["status"] != "ok":
-                    summary["errors"] += 1
-                    self._log.error("{}: {}", row["path"], row["error"])
-                    continue
-                self.apply(item, row, card, options, label_map)
-                self._log.debug("{}: {} {}", row["path"], item.get("mirtag_quadrant", ""), item.get("genres", []))
-                item.store()
-                if write:
-                    item.try_write()
-                summary["tagged"] += 1
+        if self._scanner is None or self._scanner.settings != settings:
+            self.close()
+            self._scanner = Scanner(settings, card=card)
+        scanner = self._scanner
+        self._log.info("{} items on {}", len(todo), scanner.provider)
+        for row in scanner.run([os.fsdecode(p) for p in todo]):
+            item = todo[os.fsencode(path_from_row(row))]
+            if row["status"] != "ok":
+                summary["errors"] += 1
+                self._log.error("{}: {}", row["path"], row["error"])
+                continue
+            self.apply(item, row, card, options, label_map)
+            self._log.debug("{}: {} {}", row["path"], item.get("mirtag_quadrant", ""), item.get("genres", []))
+            item.store()
+            if write:
+                item.try_write()
+            summary["tagged"] += 1
         return summary
 
     @staticmethod

@@ -62,6 +62,7 @@ def configure(beetsdir: Path, id3v23: bool = False, **mirtag) -> None:
         "plugins: [mirtag]",
         "import:",
         "  write: no",
+        "  duplicate_action: keep",  # generated files have no tags: all would look alike
         "mirtag:",
         "  device: cpu",
         "  workers: 1",
@@ -194,14 +195,29 @@ def test_a_corrupt_file_is_one_error_line_and_the_rest_are_tagged(tmp_path):
 def test_import_with_auto_tags_new_items(tagged, tmp_path):
     beetsdir = tmp_path / "beetsdir"
     configure(beetsdir, model=TINY, auto="yes")
-    new = make_files(tmp_path / "new", [("new clicks.flac", clicks(4.0, 11))])[0]
-    result = beet(beetsdir, "import", "-A", "-C", "-q", str(new.parent))
+    new = make_files(tmp_path / "new" / "album one", [("new clicks.flac", clicks(4.0, 11))])
+    new += make_files(tmp_path / "new" / "album two", [("new music.ogg", music_like(SR, 3.0, seed=12))])
+    result = beet(beetsdir, "import", "-A", "-C", "-q", str(tmp_path / "new"))  # two albums, one scan engine
     assert result.returncode == 0, result.stderr
     shown = beet(beetsdir, "ls", "-f", "$path|$mirtag_quadrant|$mirtag_model_sha256")
-    path, quadrant, sha = shown.stdout.strip().split("|")
+    got = {line.split("|")[0]: line.split("|")[1:] for line in shown.stdout.splitlines()}
     tagger = tagged[4]
-    assert path == str(new) and sha == tagger.card.sha256
-    assert quadrant == tagger.tag_file(new).top("quadrant", tagger.card)[0]
+    assert set(got) == {str(f) for f in new}
+    for f in new:
+        quadrant, sha = got[str(f)]
+        assert sha == tagger.card.sha256 and quadrant == tagger.tag_file(f).top("quadrant", tagger.card)[0]
+
+
+def test_a_model_that_cannot_load_is_one_line(tmp_path):
+    make_files(tmp_path / "music", [("x.flac", clicks(3.0, 1))])
+    beetsdir = tmp_path / "beetsdir"
+    configure(beetsdir, model=str(tmp_path / "missing.onnx"))
+    assert beet(beetsdir, "import", "-A", "-C", "-q", str(tmp_path / "music")).returncode == 0
+    result = beet(beetsdir, "mirtag")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if "missing.onnx" in line
+    ]
 
 
 @pytest.mark.slow
