@@ -33,6 +33,14 @@ def merge_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Replace OUT when it exists and is not one of the parts.")
     ] = False,
+    path_map: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--path-map",
+            help="FROM=TO: give rows under path prefix FROM (another machine's mount of the library) the prefix TO "
+            "(repeatable; first match wins).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary.")] = False,
 ) -> None:
     """Join scan outputs into one, one row per file (refuses parts from another model or other settings)."""
@@ -40,7 +48,7 @@ def merge_cmd(
     from mirtag.runtime.merge import merge_outputs
 
     try:
-        report = merge_outputs(out, parts, fmt=fmt, force=force)
+        report = merge_outputs(out, parts, fmt=fmt, force=force, path_map=path_map or ())
     except MirtagError as exc:
         err.print(f"mirtag merge: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None

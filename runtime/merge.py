@@ -28,6 +28,7 @@ from typing import Any
 
 from . import rows as rows_mod
 from .output import OutputLock
+from .errors import ParameterError
 from .rows import BASE_COLUMNS, SCHEMA_VERSION, OutputError
 
 _LOGGER = logging.getLogger(__name__)
@@ -126,7 +127,38 @@ def _mtime(row: dict[str, Any]) -> int:
     return int(v) if v not in (None, "") else -1
 
 
-def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force: bool = False) -> MergeReport:
+def parse_path_map(items: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    """``["FROM=TO", ...]`` -> ``[(FROM bytes, TO bytes), ...]``, with a clear error for anything else."""
+    mapping = []
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise ParameterError(f"--path-map must be FROM=TO (two path prefixes), got {item!r}")
+        mapping.append((os.fsencode(old).rstrip(b"/") or b"/", os.fsencode(new).rstrip(b"/") or b"/"))
+    return mapping
+
+
+def remap_row(row: dict[str, Any], mapping: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """``row`` with its path's first matching prefix replaced (whole path components only); else ``row``."""
+    raw = os.fsencode(rows_mod.path_from_row(row))
+    for old, new in mapping:
+        if raw == old or raw.startswith(old.rstrip(b"/") + b"/"):
+            raw = new.rstrip(b"/") + raw[len(old.rstrip(b"/")) :]
+            break
+    else:
+        return row
+    display, b64 = rows_mod.path_fields(os.fsdecode(raw))
+    row = dict(row, path=display, path_b64=b64)
+    if "_csv" in row:  # a CSV record is rewritten verbatim: patch its two path columns
+        rec = list(row["_csv"])
+        rec[0], rec[1] = display.encode("utf-8", "backslashreplace").decode("utf-8"), b64 or ""
+        row["_csv"] = rec
+    return row
+
+
+def merge_outputs(
+    out: str, parts: Sequence[str], fmt: str | None = None, force: bool = False, path_map: Sequence[str] = ()
+) -> MergeReport:
     """Join scan outputs ``parts`` into ``out`` (one row per file).
 
     Parameters
@@ -140,6 +172,10 @@ def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force:
         Output format when ``out`` has no telling extension.
     force : bool
         Replace an existing ``out`` that is not one of the parts.
+    path_map : sequence of str
+        ``FROM=TO`` path prefixes: rows of a machine that mounts the library
+        elsewhere get this machine's paths (first match wins), so the merged
+        output resumes here.
 
     Raises
     ------
@@ -150,6 +186,7 @@ def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force:
     """
     if not parts:
         raise OutputError("nothing to merge: give at least one part")
+    mapping = parse_path_map(path_map)
     out_fmt = rows_mod.format_of(out, fmt)
     if out == "-" and out_fmt == "json":
         raise OutputError("--out - supports csv and jsonl")
@@ -163,10 +200,10 @@ def merge_outputs(out: str, parts: Sequence[str], fmt: str | None = None, force:
     with contextlib.ExitStack() as locks:
         for name in {os.path.realpath(p): p for p in [*parts, *([out] if out != "-" else [])]}.values():
             locks.enter_context(OutputLock(name))
-        return _merge(out, out_fmt, parts)
+        return _merge(out, out_fmt, parts, mapping)
 
 
-def _merge(out: str, out_fmt: str, parts: Sequence[str]) -> MergeReport:
+def _merge(out: str, out_fmt: str, parts: Sequence[str], mapping: list[tuple[bytes, bytes]]) -> MergeReport:
     loaded = [_read_part(p) for p in parts]
     settings = _check(loaded)
     if any(p.fmt == "csv" for p in loaded) and out_fmt != "csv":
@@ -176,6 +213,7 @@ def _merge(out: str, out_fmt: str, parts: Sequence[str]) -> MergeReport:
     for part in loaded:
         for row in part.rows:
             read += 1
+            row = remap_row(row, mapping) if mapping else row
             path = os.fsencode(rows_mod.path_from_row(row))
             old = chosen.get(path)
             if old is None:

@@ -168,3 +168,29 @@ def test_a_shard_still_being_scanned_is_not_merged(shard_outputs, tmp_path):
         r = run_cli("merge", str(merged), str(outs[0]), str(outs[2]))
     assert r.returncode == 2 and "being written" in r.stderr and not merged.exists()
     assert run_cli("merge", str(merged), str(outs[0]), str(outs[2])).returncode == 0
+
+
+def test_path_map_gives_every_row_this_machines_paths_and_the_merged_output_resumes_here(shard_outputs, tmp_path):
+    lib, mount2, outs = shard_outputs
+    merged = tmp_path / "all.jsonl"
+    r = run_cli("merge", str(merged), *map(str, outs), "--path-map", f"{mount2}={lib}")
+    assert r.returncode == 0, r.stderr
+    everything = sorted(os.fsencode(p) for p in iter_audio_files([lib]))
+    assert sorted(row_paths(read_jsonl(merged))) == everything  # shard 2's rows now name lib's files
+    again = run_cli(
+        "scan",
+        str(lib),
+        "--out",
+        str(merged),
+        "--model",
+        TINY,
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--no-retry-errors",
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 files to scan" in again.stderr
+    bad = run_cli("merge", str(tmp_path / "x.jsonl"), str(outs[0]), "--path-map", "nothing-to-map")
+    assert bad.returncode == 2 and "FROM=TO" in bad.stderr
