@@ -287,10 +287,24 @@ def export_cmd(
     err.print(f"installed {card.ref} into {out}")
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C outside a scan (click would turn a KeyboardInterrupt into "Aborted!" and exit 1)."""
+
+
+def _on_sigint(signum, frame) -> None:
+    raise _Interrupted
+
+
 def main() -> None:
-    """Entry point: run the app, turning MirtagError into a one-line message and exit 1."""
+    """Entry point: run the app, turning MirtagError into a one-line message and exit 1, Ctrl-C into exit 130."""
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)  # scan installs its own handler while it runs
     try:
         app()
+    except _Interrupted:
+        err.print("mirtag: interrupted", markup=False, highlight=False)
+        sys.exit(130)
     except MirtagError as exc:
         err.print(f"mirtag: error: {exc}", markup=False, highlight=False)
         sys.exit(1)

@@ -162,6 +162,7 @@ def run_scan(
 
     t0 = time.monotonic()
     old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # the scan cleans up on KeyboardInterrupt
     try:
         rows = scan(
             paths,
@@ -194,6 +195,7 @@ def run_scan(
         raise _usage(str(exc)) from None
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if progress is not None:
             progress.stop()
     wall = time.monotonic() - t0
