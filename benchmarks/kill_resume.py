@@ -22,7 +22,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -112,8 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     lib = work / "lib"
     if not lib.exists():
         make_library(lib, args.files, args.seed)
-    base = [sys.executable, "-m", "mirtag.cli.main", "scan", str(lib), "--model", args.model,
-            "--workers", str(args.workers), "--device", "cpu", "-q"]
+    base = [
+        sys.executable,
+        "-m",
+        "mirtag.cli.main",
+        "scan",
+        str(lib),
+        "--model",
+        args.model,
+        "--workers",
+        str(args.workers),
+        "--device",
+        "cpu",
+        "-q",
+    ]
 
     # The reference: one uninterrupted scan (its wall time scales the kill delays).
     ref_out = work / "reference.jsonl"
@@ -127,7 +138,25 @@ def main(argv: list[str] | None = None) -> int:
     expected = {r["path"]: r["status"] for r in read_output(ref_out)[0]}
     print(f"library: {len(expected)} files; uninterrupted scan {full_s:.1f} s", flush=True)
 
-    total = Counter()
+    keys = (
+        "runs",
+        "kills",
+        "kills_KILL",
+        "kills_INT",
+        "kills_TERM",
+        "cycles_done",
+        "rows_expected",
+        "rows_found",
+        "missing",
+        "unexpected",
+        "duplicates",
+        "torn_lines",
+        "status_mismatches",
+        "leftover_files",
+        "tracebacks",
+        "bad_exits",
+    )
+    total = Counter(dict.fromkeys(keys, 0))
     exit_codes: Counter = Counter()
     t_start = time.monotonic()
     for cycle in range(args.cycles):
@@ -169,23 +198,54 @@ def main(argv: list[str] | None = None) -> int:
         total["status_mismatches"] += sum(1 for p, s in found.items() if p in expected and expected[p] != s)
         left = leftovers(out)
         total["leftover_files"] += len(left)
-        print(f"cycle {cycle:3d} {ext:5s}: {runs:2d} runs, {kills:2d} kills, {len(paths)}/{len(expected)} rows, "
-              f"{sum(n - 1 for n in paths.values())} duplicates, {torn} torn"
-              + (f", leftovers {left}" if left else "") + ("" if done else ", NOT FINISHED"), flush=True)
+        print(
+            f"cycle {cycle:3d} {ext:5s}: {runs:2d} runs, {kills:2d} kills, {len(paths)}/{len(expected)} rows, "
+            f"{sum(n - 1 for n in paths.values())} duplicates, {torn} torn"
+            + (f", leftovers {left}" if left else "")
+            + ("" if done else ", NOT FINISHED"),
+            flush=True,
+        )
     total["wall_s"] = round(time.monotonic() - t_start, 1)
-    ok = (total["cycles_done"] == args.cycles and total["rows_found"] == total["rows_expected"]
-          and not any(total[k] for k in ("missing", "unexpected", "duplicates", "torn_lines", "status_mismatches",
-                                         "leftover_files", "tracebacks", "bad_exits")))
-    print(f"summary: {args.cycles} cycles, {total['runs']} runs, {total['kills']} kills "
-          f"(KILL {total['kills_KILL']}, INT {total['kills_INT']}, TERM {total['kills_TERM']}), "
-          f"rows expected {total['rows_expected']}, found {total['rows_found']}, missing {total['missing']}, "
-          f"duplicates {total['duplicates']}, torn lines {total['torn_lines']}, "
-          f"status mismatches {total['status_mismatches']}, leftover files {total['leftover_files']}, "
-          f"tracebacks {total['tracebacks']}; exit codes {dict(sorted(exit_codes.items()))}; "
-          f"{total['wall_s']} s: {'PASS' if ok else 'FAIL'}", flush=True)
+    ok = (
+        total["cycles_done"] == args.cycles
+        and total["rows_found"] == total["rows_expected"]
+        and not any(
+            total[k]
+            for k in (
+                "missing",
+                "unexpected",
+                "duplicates",
+                "torn_lines",
+                "status_mismatches",
+                "leftover_files",
+                "tracebacks",
+                "bad_exits",
+            )
+        )
+    )
+    print(
+        f"summary: {args.cycles} cycles, {total['runs']} runs, {total['kills']} kills "
+        f"(KILL {total['kills_KILL']}, INT {total['kills_INT']}, TERM {total['kills_TERM']}), "
+        f"rows expected {total['rows_expected']}, found {total['rows_found']}, missing {total['missing']}, "
+        f"duplicates {total['duplicates']}, torn lines {total['torn_lines']}, "
+        f"status mismatches {total['status_mismatches']}, leftover files {total['leftover_files']}, "
+        f"tracebacks {total['tracebacks']}; exit codes {dict(sorted(exit_codes.items()))}; "
+        f"{total['wall_s']} s: {'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
     if args.json:
-        print(json.dumps({**total, "cycles": args.cycles, "seed": args.seed, "files": len(expected),
-                          "exit_codes": {str(k): v for k, v in exit_codes.items()}, "pass": ok}))
+        print(
+            json.dumps(
+                {
+                    **total,
+                    "cycles": args.cycles,
+                    "seed": args.seed,
+                    "files": len(expected),
+                    "exit_codes": {str(k): v for k, v in exit_codes.items()},
+                    "pass": ok,
+                }
+            )
+        )
     return 0 if ok else 1
 
 

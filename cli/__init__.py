@@ -16,7 +16,9 @@ def _interrupted_early(signum, frame):  # pragma: no cover - timing
 def _is_the_command() -> bool:
     """True when this process is ``mirtag`` / ``python -m mirtag[.cli.main]`` (not an embedder or a test run)."""
     argv0 = _Path(_sys.argv[0]) if _sys.argv and _sys.argv[0] else _Path()
-    return argv0.name in ("mirtag", "mirtag.exe", "-m") or (argv0.name == "__main__.py" and argv0.parent.name == "mirtag")
+    return argv0.name in ("mirtag", "mirtag.exe", "-m") or (
+        argv0.name == "__main__.py" and argv0.parent.name == "mirtag"
+    )
 
 
 if _is_the_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
