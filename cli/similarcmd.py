@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mirtag.cli.options import check_device
 from mirtag.runtime.errors import MirtagError
 
 
@@ -28,7 +29,9 @@ def similar_cmd(
         Path | None,
         typer.Option("--model", help="The model that made the file, for seeds not in it (default: the shipped one)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (seeds tagged on the fly).")] = "auto",
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda or cuda:N (seeds tagged on the fly).", callback=check_device)
+    ] = "auto",
     absolute: Annotated[bool, typer.Option("--absolute", help="Absolute paths in the playlist.")] = False,
 ) -> None:
     """Print the N tracks most like SEED... (exact cosine of embeddings), best first: score<TAB>path."""

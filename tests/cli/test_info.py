@@ -54,6 +54,8 @@ def test_a_device_that_is_not_one_is_a_usage_error_before_any_work(tmp_path):
     for argv in (
         ["scan", str(tmp_path), "--out", str(tmp_path / "t.csv"), "--device", "gpu"],
         ["map", "grid", "--out", str(tmp_path / "g.png"), "--device", "gpu"],
+        ["tag", str(tmp_path / "a.wav"), "--device", "gpu"],
+        ["similar", str(tmp_path / "a.wav"), "--device", "gpu"],
     ):
         result = runner.invoke(app, argv)
         assert result.exit_code == 2, result.output
