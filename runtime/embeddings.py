@@ -509,3 +509,53 @@ def embedding_dim(card) -> int:
 def card_meta(card) -> dict[str, Any]:
     """What an embeddings file records about the model that made it."""
     return {"model": card.ref, "model_sha256": card.sha256}
+
+
+def merge_sidecars(
+    out: str | os.PathLike[str], parts: Sequence[str | os.PathLike[str]], rows: Sequence[dict[str, Any]]
+) -> int | None:
+    """Join the ``<part>.emb`` sidecars of merged scan outputs into ``<out>.emb`` (``mirtag merge``).
+
+    Each merged row takes the vector stored under its row key in any part's
+    sidecar; rows without one are left out (a later ``scan --embeddings auto``
+    into ``out`` analyses them again). The result is written to a temporary file
+    and renamed into place, so ``out`` may be one of the parts.
+
+    Returns
+    -------
+    int or None
+        Vectors written; None when no part has a sidecar (nothing is written).
+    """
+    sources = [p for p in (sidecar_for(part) for part in parts) if p.is_file()]
+    if not sources:
+        return None
+    wanted = {row_key(r) for r in rows if r.get("status") == "ok"}
+    target = sidecar_for(out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    new = None
+    written: set[tuple] = set()
+    try:
+        for src in sources:
+            with Embeddings.open(src) as emb:
+                if new is None:
+                    new = Embeddings.create(tmp, emb.dim, {k: v for k, v in emb.meta.items() if k != "id"})
+                elif (emb.dim, emb.meta.get("model_sha256")) != (new.dim, new.meta.get("model_sha256")):
+                    raise EmbeddingsError(f"{src}: made by another model than {sources[0]}; not merged")
+                for i in range(len(emb)):
+                    k = emb.key(i)
+                    rk = row_key(k)
+                    if rk in wanted and rk not in written:
+                        new.add(k, emb.vector(i))
+                        written.add(rk)
+        new.close()
+    except BaseException:
+        if new is not None:
+            new.close()
+        for p in (tmp, keys_path(tmp)):
+            p.unlink(missing_ok=True)
+        raise
+    os.replace(keys_path(tmp), keys_path(target))
+    os.replace(tmp, target)
+    if len(written) < len(wanted):
+        _LOGGER.warning("%s: %d merged rows have no vector in the parts' sidecars", target, len(wanted) - len(written))
+    return len(written)

@@ -232,6 +232,10 @@ def _merge(out: str, out_fmt: str, parts: Sequence[str], mapping: list[tuple[byt
         for row in keep:
             writer.write(row)
     writer.close(complete=True)
+    if out != "-":  # the parts' `scan --embeddings auto` sidecars follow the rows
+        from .embeddings import merge_sidecars
+
+        merge_sidecars(out, parts, keep)
     if replaced:
         _LOGGER.warning("%d rows were for an older version of a file that another part scanned again", replaced)
     return MergeReport(len(loaded), read, len(keep), duplicates, replaced)

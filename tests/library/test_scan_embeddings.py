@@ -87,3 +87,26 @@ def test_rows_without_vectors_are_analysed_again(tmp_path):
     assert "3 files to scan" in result.output  # the broken file's error row stands
     assert len(Embeddings.open(tmp_path / "v.emb")) == 3
     assert os.path.getsize(tmp_path / "v.emb") == 512 + 3 * 2 * 2
+
+
+def test_merge_joins_the_shards_embeddings_and_a_scan_resumes_into_it(tmp_path):
+    root = tmp_path / "lib"
+    make_library(root, n=5)
+    parts = [tmp_path / f"part{i}.jsonl" for i in (1, 2)]
+    for i, part in enumerate(parts, 1):
+        scan(root, part, "--shard", f"{i}/2", "--embeddings", "auto")
+    sizes = [len(Embeddings.open(sidecar_for(p))) for p in parts]
+    assert sum(sizes) == 5 and all(sizes)
+    merged = tmp_path / "all.jsonl"
+    result = CliRunner().invoke(app, ["merge", str(merged), *map(str, parts)])
+    assert result.exit_code == 0, result.output
+    emb = Embeddings.open(sidecar_for(merged))
+    rows = rows_of(merged)
+    assert {row_key(k) for k in emb.key_records()} == {row_key(r) for r in rows if r["status"] == "ok"}
+    for p in parts:  # the same vectors
+        part = Embeddings.open(sidecar_for(p))
+        for i in range(len(part)):
+            assert np.array_equal(emb.vector(emb.find(part.key(i)["path"])), part.vector(i))
+    emb.close()
+    result = scan(root, merged, "--embeddings", "auto")
+    assert "0 files to scan" in result.output
