@@ -739,14 +739,29 @@ def update_embeddings(emb_path: str | os.PathLike[str], updated: dict[str, tuple
 
 
 def _after_write(rows: str | os.PathLike[str], updated: dict[str, tuple[int, int]]) -> None:
-    """The scan output's rows and its ``.emb`` sidecar follow the written files (resume survives writes)."""
-    from .embeddings import sidecar_for
+    """The scan output's rows and its ``.emb`` sidecar follow the written files (resume survives writes).
 
-    update_scan_rows(rows, updated)
+    Done holding the output's lock (:class:`mirtag.runtime.output.OutputLock`), so
+    a scan appending to the same output is never raced; when one holds it, the
+    rows stay as they are (the writes stand; that scan analyses these files again).
+    """
+    from .embeddings import sidecar_for
+    from .output import OutputLock, OutputLockedError
+
+    lock = OutputLock(rows)
     try:
-        update_embeddings(sidecar_for(rows), updated)
-    except MirtagError as exc:  # the writes stand; a resumed scan re-analyses these files for their vectors
-        _LOGGER.warning("%s: could not update the embeddings (%s)", sidecar_for(rows), exc)
+        lock.acquire()
+    except OutputLockedError as exc:
+        _LOGGER.warning("%s: the scan rows were not updated (%s)", rows, exc)
+        return
+    try:
+        _update_scan_rows(Path(rows), updated)
+        try:
+            update_embeddings(sidecar_for(rows), updated)
+        except MirtagError as exc:  # the writes stand; a resumed scan re-analyses these files for their vectors
+            _LOGGER.warning("%s: could not update the embeddings (%s)", sidecar_for(rows), exc)
+    finally:
+        lock.release()
 
 
 def write_tags(

@@ -394,3 +394,37 @@ def test_a_symlink_stays_a_link(tmp_path):
     (res,) = write_tags(rows, WriteOptions(), apply=True)
     assert res.status == "written" and res.method == "copy"
     assert link.is_symlink() and taglib_tags(target)["MOOD"] == ["calm", "dreamy"]
+
+
+def test_rows_wait_for_no_scan_a_locked_output_keeps_its_rows(tmp_path):
+    """A scan holding the output's lock: the write stands, the rows are left to that scan (never raced)."""
+    from mirtag.runtime.output import OutputLock
+
+    f = make_vorbis(tmp_path / "a.flac", "FLAC")
+    rows = write_rows(tmp_path / "t.jsonl", [scan_row(f, CARD, genre=GENRE)])
+    before = rows.read_text()
+    with OutputLock(rows):
+        (res,) = write_tags(rows, WriteOptions(), apply=True)
+    assert res.status == "written" and rows.read_text() == before
+    (res,) = write_tags(rows, WriteOptions(), apply=True)  # the journal proves the change was ours
+    assert res.status == "unchanged"
+    assert rows.read_text() != before  # and this run updated the row
+
+
+def test_embedders_resume_survives_writes(tmp_path):
+    """runtime.scan.scan(out=..., resume=True) -> write_tags(apply) -> scan again: nothing is analysed."""
+    from mirtag.runtime.scan import ScanSettings, scan
+
+    tiny = Path(__file__).parents[1] / "fixtures" / "tiny"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    files = [make_vorbis(lib / "a.flac", "FLAC"), make_mp3(lib / "b.mp3", 3, genre=None)]
+    out = tmp_path / "tags.jsonl"
+    settings = ScanSettings(model=tiny, workers=1)
+    assert len(list(scan([lib], settings, out=out))) == 2
+    written = list(write_tags(out, WriteOptions(model=tiny, min_confidence=0.0), apply=True))
+    assert [r.status for r in written] == ["written", "written"]
+    totals = []
+    assert list(scan([lib], settings, out=out, progress=lambda done, total, row: totals.append(total))) == []
+    assert totals == [0]
+    assert all(taglib_tags(f)["MIRTAG_MODEL"][0].startswith("tiny@") for f in files)
