@@ -11,7 +11,11 @@ included) for 30-s and 210-s inputs with:
 - floor: the same librosa pipeline with the medians done by scipy's faster 1-D
   median filter row by row (the floor performance.md says to beat).
 
-Prints seconds (best of --repeat), x-real-time and the ratios as a Markdown table.
+Prints seconds (best of --repeat), x-real-time and the ratios as a Markdown table,
+plus the same ratios in CPU time (``time.process_time``, best of --repeat): on a
+shared machine wall-clock ratios swing with other people's load (the librosa
+pipeline, with its large temporaries, suffers more from it than ours), while CPU
+time stays close to what an idle machine would show.
 """
 
 from __future__ import annotations
@@ -62,13 +66,15 @@ def floor_pipeline(y: np.ndarray, sr: int, c: FrontendConfig) -> np.ndarray:
     return w / np.maximum(w.max(axis=(2, 3), keepdims=True), 1e-8)
 
 
-def best_time(fn, repeat: int) -> float:
-    times = []
+def best_time(fn, repeat: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU seconds of ``repeat`` calls."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)
 
 
 def main() -> None:
@@ -77,6 +83,7 @@ def main() -> None:
     ap.add_argument("--lengths", type=float, nargs="+", default=[30.0, 210.0], help="input lengths in seconds")
     args = ap.parse_args()
 
+    print(f"load average at the start: {' '.join(open('/proc/loadavg').read().split()[:3])}\n")
     c = FrontendConfig()
     fe = Frontend(c)
     fe.analyze(music_like(SR_IN, 5.0), SR_IN)  # compile / load the numba cache outside the timing
@@ -93,12 +100,21 @@ def main() -> None:
         "| input | mirtag | librosa | scipy 1-D floor | mirtag xRT | librosa xRT | floor xRT | vs librosa | vs floor |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for seconds, ours, ref, floor in rows:
+    for seconds, (ours, _), (ref, _), (floor, _) in rows:
         print(
             f"| {seconds:.0f} s | {ours * 1e3:.0f} ms | {ref * 1e3:.0f} ms | {floor * 1e3:.0f} ms "
             f"| {seconds / ours:.0f}x | {seconds / ref:.0f}x | {seconds / floor:.0f}x "
             f"| **{ref / ours:.1f}x** | {floor / ours:.1f}x |"
         )
+    print("\nCPU time (time.process_time):\n")
+    print("| input | mirtag CPU | librosa CPU | floor CPU | mirtag xRT per core | vs librosa | vs floor |")
+    print("|---|---|---|---|---|---|---|")
+    for seconds, (_, ours), (_, ref), (_, floor) in rows:
+        print(
+            f"| {seconds:.0f} s | {ours * 1e3:.0f} ms | {ref * 1e3:.0f} ms | {floor * 1e3:.0f} ms "
+            f"| {seconds / ours:.0f}x | **{ref / ours:.1f}x** | {floor / ours:.1f}x |"
+        )
+    print(f"\nload average at the end: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     print(
         f"\none thread each (NUMBA_NUM_THREADS=OMP_NUM_THREADS=1), best of {args.repeat}; "
         f"input {SR_IN} Hz mono, resampled to {c.sample_rate} Hz; decode excluded",
