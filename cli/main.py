@@ -36,8 +36,14 @@ _LOGGER = logging.getLogger("mirtag")
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        # Piped or redirected stderr: one unwrapped line per record (rich would wrap at 80 columns).
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 @app.callback()

@@ -76,9 +76,18 @@ _SF_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError)
 # STREAMINFO), so a truncated or header-less file can disagree with what decodes.
 _ESTIMATED_LENGTH_FORMATS = frozenset({"OGG", "MP3", "FLAC"})
 
-# Decoding block for load(): large enough that per-call overhead vanishes,
-# small enough that the (frames, channels) read buffer stays a few MB.
+# Decoding block for load(): large enough that per-call overhead vanishes
+# (mono float32 blocks of 4 MB).
 _LOAD_BLOCK_FRAMES = 1 << 20
+
+# Bytes of one interleaved (frames, channels) float32 read: the read buffer is
+# sized by bytes, not frames, so memory stays flat whatever the channel count
+# and rate (a 256-channel file reads 4,096 frames at a time).
+_READ_BYTES = 4 << 20
+
+# Above this a "sample rate" is a corrupt header, not audio (the highest real
+# PCM rates are 768 kHz; DSD is not PCM and libsndfile does not read it).
+MAX_SAMPLE_RATE = 1_536_000
 
 # Seconds decoded ahead of an Ogg region start (see _SfDecoder.blocks); longer
 # than any final Ogg page at the bitrates found in music files.
@@ -210,6 +219,7 @@ def stream(
     offset: float = 0.0,
     duration: "float | None" = None,
     block_seconds: float = 30.0,
+    notes: "list[str] | None" = None,
 ) -> Iterator[np.ndarray]:
     """Yield the samples of :func:`load` in chunks, in memory independent of file length.
 
@@ -229,6 +239,10 @@ def stream(
     block_seconds : float, default 30.0
         Decoding block length in seconds of the file (> 0). Chunks hold about
         ``block_seconds * sr`` samples; the last may be shorter.
+    notes : list of str, optional
+        Decoding warnings are appended to it once the file is decoded:
+        ``"truncated"`` when a whole-file decode ends before its header says
+        (MP3 with a Xing/Info header) or mid-page (Ogg).
 
     Yields
     ------
@@ -246,7 +260,7 @@ def stream(
     sr = _check_rate(sr, "sr", optional=True)
     offset, duration = _check_region(offset, duration)
     block_seconds = _check_positive(block_seconds, "block_seconds")
-    return _stream(path, sr, offset, duration, block_seconds)
+    return _stream(path, sr, offset, duration, block_seconds, notes)
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -488,23 +502,57 @@ def _open(path):
     return dec
 
 
-def _stream(path, sr, offset, duration, block_seconds) -> Iterator[np.ndarray]:
+def _stream(path, sr, offset, duration, block_seconds, notes=None) -> Iterator[np.ndarray]:
     with _open(path) as dec:
         native = dec.samplerate
         block_frames = max(1, int(round(block_seconds * native)))
         if sr is None or sr == native:
             yield from dec.blocks(offset, duration, block_frames)
-            return
-        rs = soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ")
-        for block in dec.blocks(offset, duration, block_frames):
-            out = rs.resample_chunk(block, last=False)
+        else:
+            rs = soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ")
+            for block in dec.blocks(offset, duration, block_frames):
+                out = rs.resample_chunk(block, last=False)
+                if out.size:
+                    yield out
+            # Flushing with an empty last chunk gives exactly soxr.resample's length
+            # and values, so stream() and load() agree.
+            out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if out.size:
                 yield out
-        # Flushing with an empty last chunk gives exactly soxr.resample's length
-        # and values, so stream() and load() agree.
-        out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        if out.size:
-            yield out
+        if notes is not None:
+            notes.extend(n for n in dec.notes if n not in notes)
+
+
+def _read_frames(channels: int, want: int) -> int:
+    """Frames per read so that a (frames, channels) float32 buffer stays within ``_READ_BYTES``."""
+    return max(1, min(want, _READ_BYTES // (4 * max(1, channels))))
+
+
+def _check_samplerate(path: str, rate: int) -> None:
+    if rate > MAX_SAMPLE_RATE:
+        raise DecodeError(path, f"implausible sample rate {rate:,} Hz (a corrupt header?)")
+
+
+def _ogg_truncated(path: str) -> bool:
+    """True when an Ogg file does not end with a whole end-of-stream page (cut short)."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            pos, last_flags = 0, None
+            while pos < size:
+                fh.seek(pos)
+                head = fh.read(27)
+                if len(head) < 27 or head[:4] != b"OggS":
+                    return True
+                n_seg = head[26]
+                table = fh.read(n_seg)
+                if len(table) < n_seg:
+                    return True
+                pos += 27 + n_seg + sum(table)
+                last_flags = head[5]
+            return pos != size or last_flags is None or not last_flags & 0x04
+    except OSError:
+        return False
 
 
 def _finite(path: str, y: np.ndarray) -> np.ndarray:
@@ -526,6 +574,9 @@ class _SfDecoder:
         self.channels = int(f.channels)
         self.frames = int(f.frames)
         self.format = str(f.format)
+        self.notes: list[str] = []
+        """Warnings found while decoding (``truncated``)."""
+        _check_samplerate(path, self.samplerate)
 
     def __enter__(self):
         return self
@@ -538,6 +589,17 @@ class _SfDecoder:
             self._f.close()
         except _SF_ERRORS:
             pass
+
+    def _note_truncation(self, decoded: int) -> None:
+        """After a whole-file decode: did it end early? (MP3: fewer frames than its Xing/Info header; Ogg: a cut page.)"""
+        short = False
+        if self.format == "MP3":
+            # One MP3 frame of slack: encoders round the padding differently.
+            short = self.frames - decoded > 1152 and not _mp3_length_is_estimate(self.path)
+        elif self.format == "OGG":
+            short = _ogg_truncated(self.path)
+        if short and "truncated" not in self.notes:
+            self.notes.append("truncated")
 
     def _corrupt(self, err: BaseException) -> DecodeError:
         return DecodeError(self.path, f"corrupt or truncated audio: {_condense(err)}")
@@ -554,7 +616,7 @@ class _SfDecoder:
         total = 0
         try:
             with sf.SoundFile(os.fsencode(self.path)) as g:
-                buf = np.empty((_LOAD_BLOCK_FRAMES, g.channels), dtype=np.float32)
+                buf = np.empty((_read_frames(g.channels, _LOAD_BLOCK_FRAMES), g.channels), dtype=np.float32)
                 while True:
                     n = len(g.read(out=buf))
                     total += n
@@ -574,7 +636,7 @@ class _SfDecoder:
 
     def _skip(self, n: int, base: int, offset: float) -> None:
         """Decode and drop ``n`` frames from frame ``base``; EOF on the way is past the end."""
-        buf = np.empty((min(n, _LOAD_BLOCK_FRAMES), self.channels), dtype=np.float32)
+        buf = np.empty((_read_frames(self.channels, n), self.channels), dtype=np.float32)
         done = 0
         while done < n:
             k = len(self._read(buf, min(len(buf), n - done)))
@@ -612,17 +674,28 @@ class _SfDecoder:
             self._seek(start - pre, offset)
             if pre:
                 self._skip(pre, start - pre, offset)
-        buf = np.empty((block_frames, self.channels), dtype=np.float32)
+        buf = np.empty((_read_frames(self.channels, block_frames), self.channels), dtype=np.float32)
         got = 0
-        while want is None or got < want:
-            n = block_frames if want is None else min(block_frames, want - got)
-            chunk = self._read(buf, n)
-            if len(chunk) == 0:
+        ended = False
+        while not ended and (want is None or got < want):
+            # One output block of up to block_frames mono samples, read in byte-sized pieces.
+            n_block = block_frames if want is None else min(block_frames, want - got)
+            pieces, have = [], 0
+            while have < n_block:
+                n = min(len(buf), n_block - have)
+                chunk = self._read(buf, n)
+                if len(chunk):
+                    pieces.append(_finite(self.path, _mono(chunk)))
+                    have += len(chunk)
+                if len(chunk) < n:
+                    ended = True
+                    break
+            if not have:
                 break
-            got += len(chunk)
-            yield _finite(self.path, _mono(chunk))
-            if len(chunk) < n:
-                break
+            got += have
+            yield pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        if start == 0 and want is None and got:
+            self._note_truncation(got)
         if got == 0:
             if start > 0:
                 raise self._past_end(offset, self._decoded_length())
@@ -651,6 +724,8 @@ class _AvDecoder:
             self.samplerate = int(cc.sample_rate or 0)
             if self.samplerate <= 0:
                 raise DecodeError(path, "no sample rate in the audio stream")
+            _check_samplerate(path, self.samplerate)
+            self.notes: list[str] = []
             self.channels = max(1, len(cc.layout.channels))
             # The codec family ("mp3"), not FFmpeg's decoder name ("mp3float").
             self.format = str(getattr(cc.codec, "canonical_name", None) or cc.name or "").upper()

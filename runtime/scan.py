@@ -40,7 +40,7 @@ import numpy as np
 
 from .env import child_env
 from .card import load_card, resolve_model
-from .errors import AudioError, MirtagError, ParameterError
+from .errors import AudioError, DecodeError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
 from .shard import Shard, shard_files
@@ -133,17 +133,30 @@ def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no co
             os.kill(os.getpid(), signal.SIGKILL)
         try:
             bpath = os.fsencode(path)  # soundfile opens bytes paths whatever the name's encoding
+            notes: list[str] = []  # decoder warnings (truncated), sent with "done"
             if n_sample is not None and (regions := _sample_regions(audio, bpath, fe, n_sample)) is not None:
                 seconds, regions = regions
-                for offset, first in regions:
-                    y, _ = audio.load(bpath, rate, offset=offset, duration=_region_seconds(fe))
-                    w, silent = cut_windows(fe.mel(y, rate), np.array([first]), fe.config)
-                    conn.send(("win", file_id, _finite_windows(w), silent))
-                conn.send(("done", file_id, seconds))
-                continue
+                try:
+                    # Decode every region before sending any: a header that promises more than the
+                    # file holds (a truncated MP3) fails here, and the file is read whole instead.
+                    decoded = [
+                        (audio.load(bpath, rate, offset=offset, duration=_region_seconds(fe))[0], first)
+                        for offset, first in regions
+                    ]
+                except DecodeError as exc:
+                    if "past the end" not in exc.reason:
+                        raise
+                    decoded = None
+                    notes.append("truncated")
+                if decoded is not None:
+                    for y, first in decoded:
+                        w, silent = cut_windows(fe.mel(y, rate), np.array([first]), fe.config)
+                        conn.send(("win", file_id, _finite_windows(w), silent))
+                    conn.send(("done", file_id, seconds, notes))
+                    continue
             stream = fe.stream(rate)
             n = 0
-            for chunk in audio.stream(bpath, rate, block_seconds=10.0):
+            for chunk in audio.stream(bpath, rate, block_seconds=10.0, notes=notes):
                 n += chunk.size
                 out = stream.push(chunk)
                 if len(out):
@@ -151,7 +164,7 @@ def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no co
             out = stream.finish()
             if len(out):
                 conn.send(("win", file_id, _finite_windows(out.windows), out.silent))
-            conn.send(("done", file_id, n / rate))
+            conn.send(("done", file_id, n / rate, notes))
         except AudioError as exc:
             conn.send(("error", file_id, exc.reason))
         except MirtagError as exc:
@@ -211,6 +224,7 @@ class _File:
     done: bool = False
     error: str | None = None
     pending: int = 0  # windows buffered, not yet inferred
+    notes: list[str] = dataclasses.field(default_factory=list)  # decoder warnings (truncated)
 
 
 @dataclass
@@ -396,6 +410,7 @@ class Scanner:
                 f.pending += len(msg[2])
             elif kind == "done":
                 f.seconds, f.done = float(msg[2]), True
+                f.notes = list(msg[3]) if len(msg) > 3 else []
                 w.current = None
             elif kind == "error":
                 f.error, f.done = msg[2], True
@@ -453,7 +468,7 @@ class Scanner:
         if not finite:
             row.update(status="error", error="non-finite probabilities (NaN or Inf)", duration_s=None, n_windows=None)
             return row
-        warnings = list(result.warnings)
+        warnings = list(result.warnings) + [n for n in f.notes if n not in result.warnings]
         heads = {}
         for head in self.card.heads:
             heads[head.name] = {

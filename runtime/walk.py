@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 
 from .audio import AUDIO_EXTENSIONS
@@ -66,7 +67,7 @@ def iter_audio_files(
     for root in paths:
         root = os.path.abspath(os.fspath(root))
         if os.path.isdir(root):
-            for path in _walk(root, include, exclude, follow_symlinks, exts, ()):
+            for path in _walk(root, include, exclude, follow_symlinks, exts):
                 if path not in seen:
                     seen.add(path)
                     yield path
@@ -75,29 +76,63 @@ def iter_audio_files(
             yield root  # an explicit file: the caller asked for it (a missing one becomes an error row)
 
 
-def _walk(folder: str, include, exclude, follow: bool, exts, ancestors: tuple) -> Iterator[str]:
+def _skipped_kind(entry: os.DirEntry, follow: bool) -> str:
+    """What a directory entry that is neither a folder nor a regular file is, in words."""
     try:
-        st = os.stat(folder)
-        ident = (st.st_dev, st.st_ino)
-        if ident in ancestors:
-            _LOGGER.warning("%s: symbolic link loop, not entered again", folder)
+        st = entry.stat(follow_symlinks=follow)
+    except OSError:
+        return "dangling symbolic link" if entry.is_symlink() else "cannot stat"
+    mode = st.st_mode
+    link = "symbolic link to " if entry.is_symlink() else ""
+    if stat.S_ISFIFO(mode):
+        return f"{link}a FIFO (named pipe), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return f"{link}a device, not a file"
+    if stat.S_ISSOCK(mode):
+        return f"{link}a socket, not a file"
+    return f"{link}not a regular file"
+
+
+def _walk(folder: str, include, exclude, follow: bool, exts) -> Iterator[str]:
+    """Depth-first, iterative (a tree thousands of folders deep must not hit Python's recursion limit)."""
+    on_path: set[tuple[int, int]] = set()  # (dev, inode) of the folders being walked: a link loop
+    stack: list[tuple[tuple[int, int], Iterator[os.DirEntry]]] = []
+
+    def enter(path: str) -> None:
+        try:
+            st = os.stat(path)
+            ident = (st.st_dev, st.st_ino)
+            if ident in on_path:
+                _LOGGER.warning("%s: symbolic link loop, not entered again", path)
+                return
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        except OSError as exc:
+            _LOGGER.warning("%s: cannot list folder (%s)", path, exc.strerror or exc)
             return
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: os.fsencode(e.name))
-    except OSError as exc:
-        _LOGGER.warning("%s: cannot list folder (%s)", folder, exc.strerror or exc)
-        return
-    ancestors = (*ancestors, ident)
-    for entry in entries:
+        on_path.add(ident)
+        stack.append((ident, iter(entries)))
+
+    enter(folder)
+    while stack:
+        ident, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            on_path.discard(ident)
+            continue
         if entry.name.startswith("."):
             continue
         try:
-            is_link = entry.is_symlink()
-            if is_link and not follow:
+            if entry.is_symlink() and not follow:
+                _LOGGER.info("%s: symbolic link, not followed (--follow-symlinks follows links)", entry.path)
                 continue
             if entry.is_dir(follow_symlinks=follow):
-                yield from _walk(entry.path, include, exclude, follow, exts, ancestors)
-            elif entry.is_file(follow_symlinks=follow) and _wanted(entry.path, include, exclude, exts):
-                yield entry.path
+                enter(entry.path)
+            elif entry.is_file(follow_symlinks=follow):
+                if _wanted(entry.path, include, exclude, exts):
+                    yield entry.path
+            else:
+                _LOGGER.info("%s: skipped (%s)", entry.path, _skipped_kind(entry, follow))
         except OSError as exc:
             _LOGGER.warning("%s: skipped (%s)", entry.path, exc.strerror or exc)

@@ -273,3 +273,33 @@ def test_nonfinite_features_are_an_error_row_never_a_crash(tmp_path):
             }
             assert rows["huge.wav"]["status"] == "error" and "non-finite" in rows["huge.wav"]["error"]
             assert rows["fine.wav"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("coverage", ["full", "sample:3"])
+def test_a_truncated_mp3_is_ok_with_a_truncated_warning(tmp_path, coverage):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "whole.mp3", music_like(44100, 40.0, channels=2), 44100, format="MP3")
+    data = (lib / "whole.mp3").read_bytes()
+    (lib / "cut.mp3").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "t.jsonl"
+    result = run_cli("scan", str(lib), "--out", str(out), "--model", TINY, "-q", "--coverage", coverage)
+    assert result.returncode == 0, result.stderr
+    rows = {os.path.basename(r["path"]): r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["cut.mp3"]["status"] == "ok", rows["cut.mp3"]["error"]
+    assert "truncated" in (rows["cut.mp3"]["warning"] or "")
+    assert "truncated" not in (rows["whole.mp3"]["warning"] or "")
+    assert rows["cut.mp3"]["duration_s"] < 25
+
+
+def test_log_lines_on_a_piped_stderr_are_never_wrapped(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    name = "a-rather-long-file-name-that-would-not-fit-in-eighty-columns-of-terminal.wav"
+    (lib / name).write_text("not audio")
+    result = run_cli("scan", str(lib), "--out", str(tmp_path / "t.jsonl"), "--model", TINY)
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if name in x]
+    assert line.startswith("WARNING ") and line.rstrip().endswith(
+        "not an audio file or unsupported format (Format not recognised)"
+    )
