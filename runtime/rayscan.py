@@ -38,6 +38,7 @@ import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -85,8 +86,22 @@ class RaySettings:
             raise ParameterError("gpus_per_actor must be >= 0 and actors >= 1")
 
 
-def import_ray():
-    """``ray`` and ``ray.data``, or a clear error naming the extra."""
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's own switch (read when ray is imported) for single-machine instances: "0" makes a local instance use
+127.0.0.1 and listen on the loopback interface only, instead of every interface."""
+
+
+def import_ray(local: bool = False):
+    """``ray`` and ``ray.data``, or a clear error naming the extra.
+
+    Parameters
+    ----------
+    local : bool
+        A local instance will be started: unless ray is already imported (or the variable is set), make it
+        loopback-only (:data:`LOOPBACK_ENV`), since nothing outside this machine needs to reach it.
+    """
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -318,7 +333,7 @@ class RayScanner:
         self.settings = settings or ScanSettings()
         self.ray_settings = rs = ray_settings or RaySettings()
         self.card = card if card is not None else load_scan_card(self.settings)
-        self._ray = import_ray()
+        self._ray = import_ray(local=rs.address is None)
         self._owns_ray = False
         self._connected = False
         self.provider = "Ray (local)" if rs.address is None else f"Ray ({rs.address})"

@@ -15,8 +15,11 @@ import time
 
 import numpy as np
 import pytest
-import ray  # the ray extra is part of the test install (scripts/test): these tests must run, not skip
 import soundfile as sf
+
+# Loopback only: read by ray when it is imported, inherited by the cluster and by the CLI drivers started here.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+import ray  # noqa: E402 - the ray extra is part of the test install (scripts/test): these tests run, never skip
 
 from mirtag.runtime.errors import MirtagError
 from mirtag.runtime.scan import Scanner, ScanSettings
@@ -36,8 +39,10 @@ def cluster(tmp_path_factory):
     os.environ[rayscan.RAY_KILL_HOOK_ENV] = "killme"
     os.environ[rayscan.RAY_KILL_MARKERS_ENV] = str(markers)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
+    address = ray.get_runtime_context().gcs_address
+    assert address.startswith("127.0.0.1:"), "the test cluster listens on the loopback interface only"
     try:
-        yield ray.get_runtime_context().gcs_address, markers
+        yield address, markers
     finally:
         ray.shutdown()
         os.environ.pop(rayscan.RAY_KILL_HOOK_ENV, None)
