@@ -406,6 +406,7 @@ class RayScanner:
         ray, s, rs = self._ray, self.settings, self.ray_settings
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the caller shows progress
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # ...so no note that they are off
         ctx.max_errored_blocks = -1  # a file whose task keeps failing is dropped, then reported here
         fe = self.card.frontend
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
