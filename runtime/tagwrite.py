@@ -237,26 +237,21 @@ def decide(
             continue
         p = probs[head]
         spec = card.head(head) if card is not None and _has_head(card, head) else None
+        k = options.top_k or (spec.max_labels if spec is not None else None) or DEFAULT_TOP_K.get(head)
         if spec is not None and set(p) <= set(spec.labels):
             # The scan's own rules (runtime.decisions): the card's thresholds on the row's
-            # calibrated probabilities, best first; the cap is --top-k, else the card's, else ours.
-            k = options.top_k or spec.max_labels or DEFAULT_TOP_K.get(head)
-            keep = decide_labels(p, spec, k, options.min_confidence)
-            names = keep if head == "quadrant" else label_map.apply(head, keep)
-            out[fld.value] = names or None
-            continue
-        ranked = sorted(p, key=lambda lab: -p[lab])
-        if head == "quadrant":
-            best = ranked[:1]
-            floor = (
-                options.min_confidence
-                if options.min_confidence is not None
-                else (spec.threshold(best[0], 0.0) if spec is not None and best else 0.0)
-            )
+            # calibrated probabilities, best first (uncapped here: the cap comes below).
+            keep = decide_labels(p, spec, len(p), options.min_confidence)
+        elif head == "quadrant":
+            best = sorted(p, key=lambda lab: -p[lab])[:1]
+            floor = options.min_confidence if options.min_confidence is not None else 0.0
             keep = [lab for lab in best if p[lab] >= floor]
         else:
+            ranked = sorted(p, key=lambda lab: -p[lab])
             keep = [lab for lab in ranked if p[lab] >= _floor(lab, spec, options.min_confidence)]
-        k = options.top_k or DEFAULT_TOP_K.get(head)
+        if head != "quadrant":
+            # Labels the label map drops (or players would split) make room for the next ones.
+            keep = [lab for lab in keep if label_map.names(head, lab)]
         keep = keep[:k] if k else keep
         names = keep if head == "quadrant" else label_map.apply(head, keep)
         out[fld.value] = names or None

@@ -428,3 +428,17 @@ def test_embedders_resume_survives_writes(tmp_path):
     assert list(scan([lib], settings, out=out, progress=lambda done, total, row: totals.append(total))) == []
     assert totals == [0]
     assert all(taglib_tags(f)["MIRTAG_MODEL"][0].startswith("tiny@") for f in files)
+
+
+def test_a_tags_head_goes_to_mirtag_tags(tmp_path):
+    """Rows with a `tags` head (the distilled model's): MIRTAG_TAGS, best first, floors and cap applied."""
+    f = make_vorbis(tmp_path / "a.flac", "FLAC")
+    row = scan_row(f, CARD, genre=GENRE)
+    row["heads"]["tags"] = {"probs": {"guitar": 0.9, "male vocals": 0.7, "piano": 0.2, "rock/pop": 0.8}, "top": []}
+    rows = write_rows(tmp_path / "t.jsonl", [row])
+    (res,) = write_tags(rows, WriteOptions(heads=("tags",)))
+    # not in this card: the 0.5 floor; "rock/pop" would be split by players and is not written
+    assert res.changes["mirtag_tags"] == (None, ["guitar", "male vocals"])
+    assert "genres" not in res.changes
+    (res,) = write_tags(rows, WriteOptions(heads=("tags",), min_confidence=0.1, top_k=3))
+    assert res.changes["mirtag_tags"] == (None, ["guitar", "male vocals", "piano"])
