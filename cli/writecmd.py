@@ -87,6 +87,7 @@ def run_write(
     strict: bool = False,
     quiet: bool = False,
     jobs: int = 2,
+    in_place: bool = True,
 ) -> None:
     """``mirtag write`` (also run by ``mirtag scan --write-tags``); exits 1/2 through typer.Exit."""
     from mirtag.runtime.tagwrite import WriteOptions, check_rows, write_tags
@@ -104,6 +105,7 @@ def run_write(
             wav=wav,
             allow_hardlinks=allow_hardlinks,
             id3v24=id3v24,
+            in_place=in_place,
         )
         check_rows(rows, opts)
     except MirtagError as exc:
@@ -179,6 +181,13 @@ def write(
     jobs: Annotated[
         int, typer.Option(min=1, help="Files worked on at once (the audio check decodes each file twice).")
     ] = 2,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place/--no-in-place",
+            help="Save in place when the tag fits its padding (default); --no-in-place: always a verified copy.",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No skip lines or summary on stderr.")] = False,
 ) -> None:
     """Write genres, moods and mirtag's fields from a scan output into the files' tags (dry run unless --apply)."""
@@ -200,6 +209,7 @@ def write(
         strict=strict,
         quiet=quiet,
         jobs=jobs,
+        in_place=in_place,
     )
 
 

@@ -94,6 +94,9 @@ class WriteOptions:
     """Write files with several hard links (a copy-and-replace write leaves the other names with the old file)."""
     id3v24: bool = False
     """Save ID3 tags as v2.4 even in v2.3 files."""
+    in_place: bool = True
+    """Save in place when the tag fits its padding (one write of the tag region: safe against a kill, not
+    against a power cut mid-write); False: always a verified copy, fsynced, then renamed over the file."""
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -395,7 +398,9 @@ def _verify(path: str, target: dict[str, list[str] | None], digest: str, *, id3v
         raise TagWriteError(f"{path}: verification failed: the decoded audio differs after the write")
 
 
-def safe_save(path: str, target: dict[str, list[str] | None], digest: str, *, id3v24: bool = False) -> str:
+def safe_save(
+    path: str, target: dict[str, list[str] | None], digest: str, *, id3v24: bool = False, in_place: bool = True
+) -> str:
     """Set ``target`` (tag key -> values, None = remove) in ``path`` without risking the file.
 
     In place when the new tag fits the existing padding (and nothing else in the
@@ -408,7 +413,9 @@ def safe_save(path: str, target: dict[str, list[str] | None], digest: str, *, id
     """
     path = os.path.realpath(path)  # a symlink stays a link: the file it points to is the one written
     tf = TagFile(path, id3v24=id3v24)
-    if tf.one_write:  # else (an ID3v1 tag, a multi-page Ogg header) a save writes several places: never in place
+    if (
+        in_place and tf.one_write
+    ):  # else (an ID3v1 tag, a multi-page Ogg header) a save writes several places: never in place
         _apply_values(tf, target)
         size = os.stat(path).st_size
         try:
@@ -615,7 +622,7 @@ class TagWriter:
                 rows=self.rows_path,
             )
             try:
-                res.method = safe_save(path, target, digest, id3v24=opts.id3v24)
+                res.method = safe_save(path, target, digest, id3v24=opts.id3v24, in_place=opts.in_place)
             except (MirtagError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None)
                 res.status, res.reason, res.journaled = "error", reason or str(exc), True

@@ -207,6 +207,9 @@ def test_in_place_when_padding_allows_else_a_verified_copy(tmp_path):
     assert [r["op"] for r in journal] == ["begin", "done", "begin", "done"]
     assert journal[0]["old"]["TMOO"] is None and journal[0]["new"]["TMOO"] == ["calm", "dreamy"]
     assert journal[0]["audio_md5"].startswith("pcm:")
+    rows = write_rows(tmp_path / "t2.jsonl", [scan_row(roomy, CARD, moods={"calm": 0.9})])
+    (r,) = write_tags(rows, WriteOptions(policy="replace", in_place=False), apply=True)
+    assert r.method == "copy" and os.stat(roomy).st_ino != ino[roomy]  # --no-in-place: always a verified copy
 
 
 def test_skips_with_reasons(tmp_path):
