@@ -58,6 +58,9 @@ RAY_KILL_HOOK_ENV = "MIRTAG_TEST_KILL_RAY_WORKER_ON"
 """Test hook: a Ray decode task whose file name contains this text SIGKILLs its Ray worker process
 (once per file: a marker file in ``$MIRTAG_TEST_KILL_RAY_MARKERS`` records it)."""
 RAY_KILL_MARKERS_ENV = "MIRTAG_TEST_KILL_RAY_MARKERS"
+RAY_FAIL_HOOK_ENV = "MIRTAG_TEST_FAIL_RAY_TASK_ON"
+"""Test hook: a decode task whose file name contains this text fails as a whole (an exception outside the
+per-file guard), as a task that Ray Data gives up on would."""
 MAX_BLOCKS = 20_000
 """One file per block (a Ray worker lost costs one file's work) up to this many files; then several per block."""
 WINDOWS_PER_YIELD = 64
@@ -201,8 +204,11 @@ def _decode_file(
     if _DECODER is None:
         _DECODER = _DecodeWorker(frontend_config, coverage)
     hook = os.environ.get(RAY_KILL_HOOK_ENV)
+    fail = os.environ.get(RAY_FAIL_HOOK_ENV)
     for file_id, raw in zip(batch["id"], batch["path"], strict=True):
         path = os.fsdecode(bytes(raw))
+        if fail and fail in os.path.basename(path):
+            raise RuntimeError(f"test hook: this task fails ({path})")
         state = {"k": 0, "seconds": 0.0, "error": ""}
         try:
             yield from _file_rows(int(file_id), path, time_limit, window_shape, hook, state)

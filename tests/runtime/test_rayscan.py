@@ -38,6 +38,7 @@ def cluster(tmp_path_factory):
     # The Ray workers inherit the driver's environment when the cluster starts: the hooks must be set first.
     os.environ[rayscan.RAY_KILL_HOOK_ENV] = "killme"
     os.environ[rayscan.RAY_KILL_MARKERS_ENV] = str(markers)
+    os.environ[rayscan.RAY_FAIL_HOOK_ENV] = "failme"
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
     address = ray.get_runtime_context().gcs_address
     assert address.startswith("127.0.0.1:"), "the test cluster listens on the loopback interface only"
@@ -47,6 +48,7 @@ def cluster(tmp_path_factory):
         ray.shutdown()
         os.environ.pop(rayscan.RAY_KILL_HOOK_ENV, None)
         os.environ.pop(rayscan.RAY_KILL_MARKERS_ENV, None)
+        os.environ.pop(rayscan.RAY_FAIL_HOOK_ENV, None)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,18 @@ def test_ray_engine_gives_the_local_engines_rows_even_when_a_ray_worker_dies_mid
             worst = max(worst, float(np.abs(row["embedding"] - want["embedding"]).max()))
     assert worst <= 1e-5
     assert got["killme.flac"]["status"] == "ok", "the killed task was retried: nothing lost"
+
+
+def test_a_task_that_fails_for_good_costs_only_its_file_as_an_error_row(cluster, tmp_path):
+    from mirtag.runtime.rayscan import RayScanner, RaySettings
+
+    for name in ("failme.wav", "fine.wav"):
+        sf.write(tmp_path / name, music_like(22050, 4.0), 22050)
+    files = list(iter_audio_files([tmp_path]))
+    with RayScanner(ScanSettings(model=TINY, device="cpu"), RaySettings()) as engine:
+        rows = by_name(engine.run(files))
+    assert rows["fine.wav"]["status"] == "ok"
+    assert rows["failme.wav"]["status"] == "error" and "lost in the Ray pipeline" in rows["failme.wav"]["error"]
 
 
 def test_ray_engine_refuses_gpu_work_without_gpus(cluster, library):
