@@ -169,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             name = rng.choice(sorted(SIGNALS))
             delay = rng.uniform(0.0, 1.2 * full_s)
             proc = subprocess.Popen([*base, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            signalled = False
             try:
                 proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
                 proc.send_signal(SIGNALS[name])
+                signalled = True
+            err = proc.communicate(timeout=300)[1].decode("utf-8", "replace")
+            if signalled and proc.returncode != 0:  # a signal that came as the scan finished stopped nothing
                 kills += 1
                 total[f"kills_{name}"] += 1
-            err = proc.communicate(timeout=300)[1].decode("utf-8", "replace")
             exit_codes[proc.returncode] += 1
             if "Traceback" in err:
                 total["tracebacks"] += 1
