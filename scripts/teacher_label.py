@@ -160,15 +160,19 @@ def teacher_patches(y: np.ndarray, sr: int, max_windows: int = 0) -> tuple[np.nd
     import librosa
     import soxr
 
-    # the runtime's window count follows its 22,050 Hz length (soxr HQ, as mirtag.runtime.audio)
-    n22 = len(soxr.resample(y, sr, RUNTIME["sample_rate"], quality="HQ")) if sr != RUNTIME["sample_rate"] else len(y)
+    # the runtime's window count follows its 22,050 Hz length: soxr's output length, floor(n * ratio + 0.5)
+    # (checked against soxr.resample for many lengths and rates; resampling a whole track only to count is slow)
+    n22 = int(np.floor(len(y) * RUNTIME["sample_rate"] / sr + 0.5))
     n_frames = 1 + n22 // RUNTIME["hop_length"]
     starts = window_starts(n_frames)
     if 0 < max_windows < len(starts):
         starts = starts[np.unique(np.round(np.linspace(0, len(starts) - 1, max_windows)).astype(np.int64))]
     y16 = soxr.resample(y, sr, TEACHER["sr"], quality="HQ") if sr != TEACHER["sr"] else y
     mel = librosa.feature.melspectrogram(
-        y=y16.astype(np.float32), sr=TEACHER["sr"], hop_length=TEACHER["hop"], n_fft=TEACHER["n_fft"],
+        y=y16.astype(np.float32),
+        sr=TEACHER["sr"],
+        hop_length=TEACHER["hop"],
+        n_fft=TEACHER["n_fft"],
         n_mels=TEACHER["n_mels"],
     ).T.astype(np.float32)
     rep = np.log10(10000.0 * mel + 1.0)  # float32 throughout: no overflow on loud audio
@@ -190,12 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="teacher cache root")
     ap.add_argument("--only", nargs="*", help="datasets: 4q emotify esc50 debian")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--debian-max-windows", type=int, default=48,
-                    help="windows per Debian track at most, evenly spaced (0 = all)")
-    ap.add_argument("--eval-max-windows", type=int, default=10,
-                    help="windows per validation/test clip at most, evenly spaced (0 = all)")
-    ap.add_argument("--train-max-windows", type=int, default=0,
-                    help="windows per labelled training clip at most, evenly spaced (0 = all)")
+    ap.add_argument(
+        "--debian-max-windows", type=int, default=48, help="windows per Debian track at most, evenly spaced (0 = all)"
+    )
+    ap.add_argument(
+        "--eval-max-windows",
+        type=int,
+        default=10,
+        help="windows per validation/test clip at most, evenly spaced (0 = all)",
+    )
+    ap.add_argument(
+        "--train-max-windows",
+        type=int,
+        default=0,
+        help="windows per labelled training clip at most, evenly spaced (0 = all)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="stop after this many new entries (testing)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -207,8 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     splits_dir = Path(__file__).resolve().parents[1] / "trainer" / "splits"
     teacher = Teacher(args.threads)
-    (out / "spec.json").write_text(json.dumps({**SPEC, "tags": {
-        "mtt": teacher.labels["MTT_musicnn"], "msd": teacher.labels["MSD_musicnn"]}}, indent=1))
+    (out / "spec.json").write_text(
+        json.dumps(
+            {**SPEC, "tags": {"mtt": teacher.labels["MTT_musicnn"], "msd": teacher.labels["MSD_musicnn"]}}, indent=1
+        )
+    )
     manifest = out / "manifest.jsonl"
     done = set()
     if manifest.is_file():
@@ -230,8 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 y, sr = load_mono(path)
-                cap = (args.debian_max_windows if ds == "debian" else
-                       args.train_max_windows if split == "train" else args.eval_max_windows)
+                cap = (
+                    args.debian_max_windows
+                    if ds == "debian"
+                    else args.train_max_windows
+                    if split == "train"
+                    else args.eval_max_windows
+                )
                 starts, patches = teacher_patches(y, sr, cap)
                 res = teacher(patches)
             except Exception as exc:  # noqa: BLE001 - one bad file must not end a long labelling run
@@ -241,15 +262,33 @@ def main(argv: list[str] | None = None) -> int:
             tmp = out / f".{name}.{os.getpid()}.tmp.npz"
             np.savez_compressed(tmp, starts=starts.astype(np.int32), **res)
             os.replace(tmp, target)
-            man.write(json.dumps({"key": key, "dataset": ds, "split": split, "file": str(path), "entry": name,
-                                  "size": os.stat(path).st_size,
-                                  "n_windows": len(starts), "seconds": round(len(y) / sr, 3)}) + "\n")
+            man.write(
+                json.dumps(
+                    {
+                        "key": key,
+                        "dataset": ds,
+                        "split": split,
+                        "file": str(path),
+                        "entry": name,
+                        "size": os.stat(path).st_size,
+                        "n_windows": len(starts),
+                        "seconds": round(len(y) / sr, 3),
+                    }
+                )
+                + "\n"
+            )
             man.flush()
             new += 1
             windows += len(starts)
             if new % 25 == 0:
-                _LOGGER.info("%d new entries (%d windows, %.1f windows/s), %d failed; last %s",
-                             new, windows, windows / (time.time() - t0), failed, key)
+                _LOGGER.info(
+                    "%d new entries (%d windows, %.1f windows/s), %d failed; last %s",
+                    new,
+                    windows,
+                    windows / (time.time() - t0),
+                    failed,
+                    key,
+                )
             if args.limit and new >= args.limit:
                 break
     _LOGGER.info("done: %d new entries, %d windows, %d failed -> %s", new, windows, failed, out)
