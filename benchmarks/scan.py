@@ -163,6 +163,21 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
+def _cmdline_role(pid: int) -> str:
+    """'forkserver', 'workers' (processes forked from it, or multiprocessing children) or the command name."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        ppid = int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+        parent_cmd = Path(f"/proc/{ppid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return "?"
+    if b"forkserver" in cmd:
+        return "workers" if b"forkserver" in parent_cmd else "forkserver"
+    if b"multiprocessing" in cmd:
+        return "workers"
+    return _comm(pid)
+
+
 def pss_kb(pid: int) -> int:
     """Proportional set size of one process in kB (0 once it is gone)."""
     try:
@@ -203,6 +218,7 @@ class TreeSampler(threading.Thread):
         self.root, self.t0, self.watch, self.include_root = root, t0, watch, include_root
         self.peak_kb = 0
         self.cpu_by_pid: dict[int, float] = {}
+        self.role_by_pid: dict[int, str] = {}
         self.peak_detail: list[tuple[int, str, int]] = []
         self.max_procs = 0
         self.samples = 0
@@ -217,6 +233,8 @@ class TreeSampler(threading.Thread):
         total = sum(k for _, k in detail)
         for p in pids:  # a process's last reading counts (up to one interval lost when it exits)
             self.cpu_by_pid[p] = max(self.cpu_by_pid.get(p, 0.0), cpu_s(p))
+            if p not in self.role_by_pid:
+                self.role_by_pid[p] = "parent" if p == self.root else _cmdline_role(p)
         self.samples += 1
         self.max_procs = max(self.max_procs, len(pids))
         if total > self.peak_kb:
@@ -255,6 +273,13 @@ class TreeSampler(threading.Thread):
     def cpu_s(self) -> float:
         """CPU seconds of every process seen in the tree (sampled; short-lived ones may be missed)."""
         return sum(self.cpu_by_pid.values())
+
+    def cpu_text(self) -> str:
+        """CPU seconds by role (parent, forkserver, workers), largest first."""
+        by: Counter[str] = Counter()
+        for p, sec in self.cpu_by_pid.items():
+            by[self.role_by_pid.get(p, "?")] += sec
+        return ", ".join(f"{role} {sec:.1f} s" for role, sec in by.most_common())
 
     @property
     def peak_mb(self) -> float:
@@ -385,7 +410,8 @@ def run_scan(
     first = "n/a" if run.first_result_s is None else f"{run.first_result_s:.2f} s"
     log(
         f"  {label}: {len(rows)} rows {dict(statuses)} in {wall:.2f} s, peak PSS {run.peak_pss_mb:.0f} MB "
-        f"({run.pss_detail}; {run.samples} samples), first result {first}, CPU {run.cpu_s:.1f} s"
+        f"({run.pss_detail}; {run.samples} samples), first result {first}, CPU {run.cpu_s:.1f} s "
+        f"({sampler.cpu_text()})"
     )
     return run
 
