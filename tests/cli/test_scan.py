@@ -132,8 +132,10 @@ def test_csv_output_and_stdout_mode(library, tmp_path):
     assert len(records) == len(expect)
     assert list(records[0])[:12] == ["path", "path_b64", "status", "error", "warning", "duration_s", "n_windows",
                                      "size", "mtime_ns", "model", "model_sha256", "coverage"]
-    ok = next(r for r in records if r["status"] == "ok")
-    assert ok["genre"] and ":" in ok["genre_scores"] and ok["quadrant"] in ("Q1", "Q2", "Q3", "Q4")
+    ok = [r for r in records if r["status"] == "ok"]
+    # A top list may be empty (below every threshold), so which row comes first must not matter.
+    assert all(":" in r["genre_scores"] and ":" in r["quadrant_scores"] for r in ok)
+    assert any(r["genre"] for r in ok) and any(r["quadrant"] in ("Q1", "Q2", "Q3", "Q4") for r in ok)
     result = run_cli("scan", str(root), "--out", "-", "--format", "jsonl", "--model", TINY)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
