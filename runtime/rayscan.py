@@ -9,7 +9,7 @@ The pipeline::
 
     from_items([{id, path bytes}])              one block per file (up to 20,000 blocks)
       -> map_batches(_decode_file)              CPU tasks (1 CPU each): the local engine's worker
-                                                process (_worker_main) does decode + frontend,
+                                                process (worker_main) does decode + frontend,
                                                 with its time limit; every failure is a row
       -> map_batches(_Infer, ActorPoolStrategy) actors, each holding one onnxruntime session
                                                 (CUDA with --gpus-per-actor); windows of many
@@ -49,7 +49,7 @@ import numpy as np
 
 from .card import load_card, resolve_model
 from .errors import MirtagError, MissingDependencyError, ParameterError
-from .scan import Scanner, ScanSettings, _File, _worker_main, load_scan_card
+from .scan import Scanner, ScanSettings, ScanFile, worker_main, load_scan_card
 from .tagger import WindowAccumulator
 
 _LOGGER = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class _DecodeWorker:
         parent, child = self._ctx.Pipe(duplex=True)
         with self._child_env():
             self.proc = self._ctx.Process(
-                target=_worker_main, args=(child, *self._args), daemon=True, name="mirtag-ray-decoder"
+                target=worker_main, args=(child, *self._args), daemon=True, name="mirtag-ray-decoder"
             )
             self.proc.start()
         child.close()
@@ -307,7 +307,7 @@ class _Infer:  # pragma: no cover - Ray actor
 
 @dataclass
 class _Pending:
-    file: _File
+    file: ScanFile
     got: set
     n: int | None = None
     marker: bool = False

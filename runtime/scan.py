@@ -106,7 +106,7 @@ def parse_coverage(text: str) -> int | None:
 # --------------------------------------------------------------------------- worker side
 
 
-def _worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cover - runs in a child
+def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cover - runs in a child
     """Decode + frontend, file after file; send ('win', id, windows, silent) ... ('done', id, seconds)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Decoder libraries (mpg123, libvorbis) print notes about bad files on the C
@@ -214,7 +214,10 @@ def _sample_regions(audio, path, fe, n: int):
 
 
 @dataclass
-class _File:
+class ScanFile:
+    """A file being tagged: its id in the run, path, stat, and the running sums over its windows (the Ray engine
+    keeps the same records)."""
+
     file_id: int
     path: str
     size: int | None
@@ -284,7 +287,7 @@ class Scanner:
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         with child_env():
-            proc = self._ctx.Process(target=_worker_main, args=(child, self.card.frontend, self.settings.coverage),
+            proc = self._ctx.Process(target=worker_main, args=(child, self.card.frontend, self.settings.coverage),
                                      daemon=True, name="mirtag-scan-worker")
             proc.start()
         child.close()
@@ -314,7 +317,7 @@ class Scanner:
     def run(self, files: Iterable[str], cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Tag ``files``; yields a row dict per file as it finishes (order of completion)."""
         queue = deque(enumerate(files))
-        state: dict[int, _File] = {}
+        state: dict[int, ScanFile] = {}
         buffer: list[tuple[int, np.ndarray, np.ndarray]] = []
         ready_rows: deque = deque()
         while queue or any(w.current is not None for w in self._workers) or buffer or ready_rows:
@@ -381,10 +384,10 @@ class Scanner:
     def _idle(busy: list[_Worker]) -> bool:
         return not any(w.conn.poll() for w in busy)
 
-    def _new_file(self, file_id: int, path: str) -> _File:
+    def _new_file(self, file_id: int, path: str) -> ScanFile:
         from .tagger import WindowAccumulator
 
-        f = _File(file_id, path, None, None, WindowAccumulator(self.card))
+        f = ScanFile(file_id, path, None, None, WindowAccumulator(self.card))
         try:
             st = os.stat(path)
             f.size, f.mtime_ns = st.st_size, st.st_mtime_ns
@@ -393,7 +396,7 @@ class Scanner:
             f.done = True
         return f
 
-    def _drain(self, w: _Worker, state: dict[int, _File], buffer: list) -> None:
+    def _drain(self, w: _Worker, state: dict[int, ScanFile], buffer: list) -> None:
         while True:
             try:
                 if not w.conn.poll():
@@ -424,7 +427,7 @@ class Scanner:
         fresh = self._start_worker()
         w.proc, w.conn, w.current = fresh.proc, fresh.conn, None
 
-    def _infer(self, buffer: list, state: dict[int, _File]) -> None:
+    def _infer(self, buffer: list, state: dict[int, ScanFile]) -> None:
         x = np.concatenate([b[1] for b in buffer])
         outs = self.session.run(x)
         pos = 0
@@ -441,7 +444,7 @@ class Scanner:
             pos += n
 
     # ------------------------------------------------------------------ rows
-    def _row(self, f: _File, result: TagResult | None) -> dict[str, Any]:
+    def _row(self, f: ScanFile, result: TagResult | None) -> dict[str, Any]:
         s = self.settings
         path, b64 = path_fields(f.path)
         row: dict[str, Any] = {

@@ -49,7 +49,7 @@ class Journal:
             new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if new:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot write the journal ({exc.strerror or exc})") from None
 
@@ -114,7 +114,7 @@ def pending_by_path(records: list[dict[str, Any]]) -> dict[str, list[dict[str, A
     return by
 
 
-def _fsync_dir(folder: str | os.PathLike[str]) -> None:
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """fsync a folder so a created or renamed entry in it survives a crash (no-op where unsupported)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

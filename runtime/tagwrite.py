@@ -52,7 +52,7 @@ from .errors import MirtagError, ParameterError
 from .labelmap import LabelMap
 from .tagfields import BY_HEAD, BY_VALUE, FIELDS, WRITABLE_HEADS
 from .tagfile import NoRoom, TagFile, TagFileError, refuse_growth
-from .tagjournal import Journal, _fsync_dir, default_journal, pending_by_path, read_journal
+from .tagjournal import Journal, fsync_dir, default_journal, pending_by_path, read_journal
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ def safe_save(
         if os.environ.get(KILL_HOOK_ENV) == "copy":
             os.kill(os.getpid(), signal.SIGKILL)
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
