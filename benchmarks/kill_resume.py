@@ -183,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             if "Traceback" in err:
                 total["tracebacks"] += 1
                 print(f"  traceback in cycle {cycle} run {runs}:\n{err}", file=sys.stderr)
+            if proc.returncode == 1:  # a signal should give 130/143 (or death by it): say what was printed
+                print(
+                    f"  exit 1 in cycle {cycle} run {runs} ({name} after {delay:.2f} s): {err.strip()[-300:]}",
+                    file=sys.stderr,
+                )
             if proc.returncode not in (0, 1, 130, 143, -9, -2, -15):
                 total["bad_exits"] += 1
             done = proc.returncode == 0
