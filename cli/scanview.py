@@ -5,6 +5,7 @@ The work (walk, resume, locking, workers, writing) is :func:`mirtag.runtime.scan
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -163,6 +164,7 @@ def run_scan(
     t0 = time.monotonic()
     old_term = signal.signal(signal.SIGTERM, on_term)
     old_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # the scan cleans up on KeyboardInterrupt
+    rows = None
     try:
         rows = scan(
             paths,
@@ -187,6 +189,11 @@ def run_scan(
     except KeyboardInterrupt:
         if progress is not None:
             progress.stop()
+        if rows is not None:
+            with contextlib.suppress(KeyboardInterrupt):
+                # A signal that lands while the generator waits at a yield leaves it open: close it now (output
+                # closed and unlocked, workers stopped) rather than whenever it is garbage-collected.
+                rows.close()
         err.print(
             "interrupted: rows written so far are kept; run the same command to resume", markup=False, highlight=False
         )
@@ -194,6 +201,8 @@ def run_scan(
     except rows_mod.OutputConflictError as exc:
         raise _usage(str(exc)) from None
     finally:
+        if rows is not None:
+            rows.close()  # a no-op when the scan ran to its end
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
         if progress is not None:
