@@ -314,6 +314,11 @@ def main() -> None:
     except MirtagError as exc:
         err.print(f"mirtag: error: {exc}", markup=False, highlight=False)
         sys.exit(1)
+    finally:
+        # The command's work is done (output closed, summary printed). Python's finalization puts
+        # back SIG_DFL for handlers it installed, so a Ctrl-C landing in those last milliseconds
+        # would kill a finished run by the signal; an ignored SIGINT is left ignored.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
