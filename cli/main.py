@@ -48,7 +48,9 @@ def _setup_logging(verbose: int) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging on stderr (-vv for debug).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logging on stderr (-vv for debug).")
+    ] = 0,
 ) -> None:
     _setup_logging(verbose)
 
@@ -76,7 +78,10 @@ def info() -> None:
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("numpy / numba", f"{_version('numpy')} / {numba.__version__}"),
         ("numba threading layer", f"{numba.config.THREADING_LAYER} (kernels run serial unless parallel=True)"),
-        ("numba cache dir", numba.config.CACHE_DIR or "next to the sources (__pycache__); set NUMBA_CACHE_DIR for read-only installs"),
+        (
+            "numba cache dir",
+            numba.config.CACHE_DIR or "next to the sources (__pycache__); set NUMBA_CACHE_DIR for read-only installs",
+        ),
     ]
     runtimes = session.installed_runtimes()
     rows.append(("onnxruntime packages", ", ".join(f"{r} {_version(r)}" for r in runtimes) or "none"))
@@ -112,59 +117,140 @@ _SCAN = ScanSettings()
 
 @app.command()
 def scan(
-    out: Annotated[str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Output .csv, .jsonl or .json; - for stdout (with --format).")
+    ],
     # readable=False: an unreadable file is that file's error row, not a usage error for the whole scan.
-    paths: Annotated[Optional[list[Path]], typer.Argument(
-        help="Folders (walked recursively) and files (default: your music folder, XDG_MUSIC_DIR or ~/Music).",
-        show_default=False, readable=False)] = None,
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Folders (walked recursively) and files (default: your music folder, XDG_MUSIC_DIR or ~/Music).",
+            show_default=False,
+            readable=False,
+        ),
+    ] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (needed with --out -).")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier).")] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", help="Model .onnx/.onnx.json or folder (default: the shipped classifier)."),
+    ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP, callback=check_device)] = _SCAN.device,
     workers: Annotated[int, typer.Option(min=1, help="Decoder/frontend worker processes.")] = _SCAN.workers,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per model call.")] = _SCAN.batch_size,
     top_k: Annotated[Optional[int], typer.Option(min=1, help="At most K labels in each head's top list.")] = None,
-    min_confidence: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Threshold for the top lists (default: the card's per-label thresholds).")] = None,
-    include: Annotated[Optional[list[str]], typer.Option(help="Glob of files to scan (repeatable); replaces the audio-extension filter.")] = None,
+    min_confidence: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, max=1.0, help="Threshold for the top lists (default: the card's per-label thresholds)."),
+    ] = None,
+    include: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Glob of files to scan (repeatable); replaces the audio-extension filter."),
+    ] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(help="Glob of files to skip (repeatable).")] = None,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")] = False,
+    follow_symlinks: Annotated[
+        bool, typer.Option("--follow-symlinks", help="Follow symbolic links (loops are detected).")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rescan everything, replacing the output.")] = False,
-    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors", help="Rescan files whose stored row is an error (default), or keep those rows.")] = True,
-    coverage: Annotated[str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")] = _SCAN.coverage,
+    retry_errors: Annotated[
+        bool,
+        typer.Option(
+            "--retry-errors/--no-retry-errors",
+            help="Rescan files whose stored row is an error (default), or keep those rows.",
+        ),
+    ] = True,
+    coverage: Annotated[
+        str, typer.Option(help="full (every window) or sample:N (N windows spread over each track).")
+    ] = _SCAN.coverage,
     time_limit: Annotated[float, typer.Option(help="Seconds one file may take (> 0).")] = _SCAN.time_limit,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if the output holds any error row (this run's or an earlier one's).")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 if the output holds any error row (this run's or an earlier one's)."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
-    shard: Annotated[Optional[str], typer.Option(help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`.")] = None,
-    embeddings: Annotated[Optional[str], typer.Option("--embeddings", help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.")] = None,
-    engine: Annotated[str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "ray[data]").')] = "local",
-    ray_address: Annotated[Optional[str], typer.Option(help="--engine ray: auto or HOST:PORT of a running cluster (default: a local Ray with --workers CPUs).")] = None,
-    gpus_per_actor: Annotated[float, typer.Option(min=0.0, help="--engine ray: GPUs per inference actor (0: CPU actors).")] = 0.0,
-    write_tags: Annotated[bool, typer.Option("--write-tags", help="Then write the results into the files' tags (mirtag write --apply with its defaults).")] = False,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Scan only shard I of N (I/N, 1-based; by a hash of the path under its root). Join the outputs with `mirtag merge`."
+        ),
+    ] = None,
+    embeddings: Annotated[
+        Optional[str],
+        typer.Option(
+            "--embeddings",
+            help="Keep each track's embedding in FILE (float16, resumable with the rows; 'auto': <out>.emb), for `mirtag similar`.",
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help='local (worker processes here) or ray (a Ray Data pipeline; pip install "ray[data]").')
+    ] = "local",
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            help="--engine ray: auto or HOST:PORT of a running cluster (default: a local Ray with --workers CPUs)."
+        ),
+    ] = None,
+    gpus_per_actor: Annotated[
+        float, typer.Option(min=0.0, help="--engine ray: GPUs per inference actor (0: CPU actors).")
+    ] = 0.0,
+    write_tags: Annotated[
+        bool,
+        typer.Option(
+            "--write-tags", help="Then write the results into the files' tags (mirtag write --apply with its defaults)."
+        ),
+    ] = False,
 ) -> None:
     """Tag every audio file under PATH... and write one row per file (resumable)."""
     from mirtag.cli.scanview import run_scan
 
-    run_scan(paths, out, fmt, {"model": model, "device": device, "workers": workers, "batch_size": batch_size,
-                               "coverage": coverage, "top_k": top_k, "min_confidence": min_confidence,
-                               "time_limit": time_limit},
-             include=include or (), exclude=exclude or (), follow_symlinks=follow_symlinks, force=force,
-             retry_errors=retry_errors, strict=strict, quiet=quiet, shard=shard, embeddings=embeddings,
-             engine=engine, ray_address=ray_address, gpus_per_actor=gpus_per_actor, write_tags=write_tags)
+    run_scan(
+        paths,
+        out,
+        fmt,
+        {
+            "model": model,
+            "device": device,
+            "workers": workers,
+            "batch_size": batch_size,
+            "coverage": coverage,
+            "top_k": top_k,
+            "min_confidence": min_confidence,
+            "time_limit": time_limit,
+        },
+        include=include or (),
+        exclude=exclude or (),
+        follow_symlinks=follow_symlinks,
+        force=force,
+        retry_errors=retry_errors,
+        strict=strict,
+        quiet=quiet,
+        shard=shard,
+        embeddings=embeddings,
+        engine=engine,
+        ray_address=ray_address,
+        gpus_per_actor=gpus_per_actor,
+        write_tags=write_tags,
+    )
 
 
 train_app = typer.Typer(help="Train models (needs the train extra: torch, onnx, onnxscript).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 from mirtag.cli.mapcmd import map_app  # noqa: E402
+
 app.add_typer(map_app, name="map")
 from mirtag.cli.mergecmd import merge_cmd  # noqa: E402
+
 app.command("merge")(merge_cmd)
 from mirtag.cli.tagcmd import tag_cmd  # noqa: E402
+
 app.command("tag")(tag_cmd)
 from mirtag.cli.writecmd import register as _register_write  # noqa: E402
 
 _register_write(app)  # mirtag write, mirtag untag
 from mirtag.cli.similarcmd import similar_cmd  # noqa: E402
+
 app.command("similar")(similar_cmd)
 from mirtag.cli.playlistcmd import playlist_cmd  # noqa: E402
+
 app.command("playlist")(playlist_cmd)
 
 
@@ -174,8 +260,14 @@ class _RichReporter:
     def __init__(self):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=err, transient=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
         self.task = None
 
     def stage(self, text: str) -> None:
@@ -194,12 +286,16 @@ class _RichReporter:
         if self.task is not None:
             self.bar.remove_task(self.task)
             self.task = None
-        metrics = " ".join(f"{k}={v:.4f}" for k, v in row.items()
-                           if k not in ("epoch", "best", "eta_s") and isinstance(v, float))
+        metrics = " ".join(
+            f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "best", "eta_s") and isinstance(v, float)
+        )
         # eta_s is an upper bound for the whole run: early stopping may end it sooner.
         eta = f"  run ETA <= {row['eta_s'] / 60:.0f} min" if "eta_s" in row else ""
-        err.print(f"epoch {row['epoch']:3d} {metrics}{'  (best)' if row.get('best') else ''}{eta}",
-                  markup=False, highlight=False)
+        err.print(
+            f"epoch {row['epoch']:3d} {metrics}{'  (best)' if row.get('best') else ''}{eta}",
+            markup=False,
+            highlight=False,
+        )
 
     def line(self, text: str) -> None:
         err.print(text, markup=False, highlight=False)
@@ -210,12 +306,18 @@ class _RichReporter:
 
 @train_app.command("classifier")
 def train_classifier_cmd(
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config (see configs/classifier.toml).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="TOML config (see configs/classifier.toml).")
+    ] = None,
+    data_root: Annotated[
+        Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")
+    ] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out-dir", help="Run folder (overrides the config).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the config's epochs.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")] = None,
+    device: Annotated[
+        Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")
+    ] = None,
 ) -> None:
     """Train the multi-head classifier, evaluate it on the test split and export it to ONNX."""
     from mirtag.trainer import require_torch
@@ -235,13 +337,21 @@ def train_classifier_cmd(
 
 @train_app.command("generator")
 def train_generator_cmd(
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML config (see configs/generator.toml).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="TOML config (see configs/generator.toml).")
+    ] = None,
+    data_root: Annotated[
+        Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")
+    ] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out-dir", help="Run folder (overrides the config).")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Override the config's generator steps.")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option(help="Stop with a checkpoint after this many minutes.")] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Stop with a checkpoint after this many minutes.")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")] = None,
+    device: Annotated[
+        Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")
+    ] = None,
 ) -> None:
     """Train the genre-map generator (WGAN-GP + MI with the frozen classifier) and export it to ONNX."""
     from mirtag.trainer import require_torch
@@ -262,9 +372,16 @@ def train_generator_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (uses its best.pt and config.json).")],
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")] = None,
-    domain_limit: Annotated[Optional[int], typer.Option(help="Re-encode at most this many test clips for the domain-shift check (0 skips it).")] = None,
-    noise_draws: Annotated[int, typer.Option(min=1, help="Noise draws per SNR in the robustness table (the mean is reported).")] = 3,
+    data_root: Annotated[
+        Optional[Path], typer.Option("--data-root", help="Data folder (default: $MIRTAG_DATA).")
+    ] = None,
+    domain_limit: Annotated[
+        Optional[int],
+        typer.Option(help="Re-encode at most this many test clips for the domain-shift check (0 skips it)."),
+    ] = None,
+    noise_draws: Annotated[
+        int, typer.Option(min=1, help="Noise draws per SNR in the robustness table (the mean is reported).")
+    ] = 3,
 ) -> None:
     """Test-split report with bootstrap intervals, a noise-robustness table and a domain-shift check."""
     from mirtag.trainer import require_torch
@@ -280,7 +397,9 @@ def evaluate_cmd(
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (its export/ subfolder is used).")],
-    out: Annotated[Path, typer.Option("--out", help="Model folder to install into (its registry.json is updated).")] = Path("exported"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Model folder to install into (its registry.json is updated).")
+    ] = Path("exported"),
     default: Annotated[bool, typer.Option(help="Make it the default classifier of that folder.")] = True,
 ) -> None:
     """Install a run's exported model (.onnx, card, .pt) into a model folder and its registry."""

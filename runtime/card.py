@@ -203,10 +203,14 @@ class ModelCard:
         if len(set(names)) != len(names):
             raise ModelLoadError(f"duplicate head names: {names}")
         if [t.name for t in self.inputs] != [INPUT_NAME]:
-            raise ModelLoadError(f"a classifier has one input named {INPUT_NAME!r}, card says {[t.name for t in self.inputs]}")
+            raise ModelLoadError(
+                f"a classifier has one input named {INPUT_NAME!r}, card says {[t.name for t in self.inputs]}"
+            )
         expected = ("batch", *self.frontend.input_shape)
         if tuple(self.inputs[0].shape) != expected:
-            raise ModelLoadError(f"input shape {list(self.inputs[0].shape)} does not match the frontend {list(expected)}")
+            raise ModelLoadError(
+                f"input shape {list(self.inputs[0].shape)} does not match the frontend {list(expected)}"
+            )
         outs = {t.name: t for t in self.outputs}
         for head in self.heads:
             if head.name not in outs:
@@ -252,8 +256,20 @@ class ModelCard:
             d.pop("generator")
         else:
             d["generator"] = _jsonable(d["generator"])
-        order = ["format_version", "model_type", "name", "version", "sha256", "onnx_file", "frontend",
-                 "heads", "generator", "inputs", "outputs", "provenance"]
+        order = [
+            "format_version",
+            "model_type",
+            "name",
+            "version",
+            "sha256",
+            "onnx_file",
+            "frontend",
+            "heads",
+            "generator",
+            "inputs",
+            "outputs",
+            "provenance",
+        ]
         return {k: d[k] for k in order if k in d}
 
     @classmethod
@@ -307,7 +323,9 @@ class ModelCard:
                 inputs=tuple(_tensor(t) for t in data["inputs"]),
                 outputs=tuple(_tensor(t) for t in data["outputs"]),
                 heads=heads,
-                generator=None if gen is None else GeneratorSpec(
+                generator=None
+                if gen is None
+                else GeneratorSpec(
                     latent_size=int(gen["latent_size"]),
                     code_dims=int(gen["code_dims"]),
                     value_range=tuple(gen["value_range"]),
@@ -437,8 +455,10 @@ def read_registry(directory: str | os.PathLike[str]) -> dict[str, Any]:
     reg.setdefault("default", {})
     return reg
 
-def install_model(card_path: str | os.PathLike[str], directory: str | os.PathLike[str], *,
-                  default: bool = True) -> ModelCard:
+
+def install_model(
+    card_path: str | os.PathLike[str], directory: str | os.PathLike[str], *, default: bool = True
+) -> ModelCard:
     """Copy a model into a model folder and register it in the folder's ``registry.json``.
 
     The source must load and match its hash. The ``.onnx``, its card and, when
@@ -488,8 +508,13 @@ def install_model(card_path: str | os.PathLike[str], directory: str | os.PathLik
             tmp.unlink(missing_ok=True)
     installed = load_card(out / card.onnx_file)
     reg = read_registry(out) if (out / REGISTRY_NAME).is_file() else {"format_version": 1, "default": {}, "models": {}}
-    reg["models"][card.name] = {"file": card.onnx_file, "card": src_card.name, "sha256": installed.sha256,
-                                "size_bytes": (out / card.onnx_file).stat().st_size, "model_type": card.model_type}
+    reg["models"][card.name] = {
+        "file": card.onnx_file,
+        "card": src_card.name,
+        "sha256": installed.sha256,
+        "size_bytes": (out / card.onnx_file).stat().st_size,
+        "model_type": card.model_type,
+    }
     if default:
         reg["default"][card.model_type] = card.name
     _atomic_write_text(out / REGISTRY_NAME, json.dumps(reg, indent=2) + "\n")

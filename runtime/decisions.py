@@ -70,7 +70,9 @@ def is_music(heads: Mapping[str, Mapping[str, float]], card: ModelCard, silent: 
     return heads[MUSIC_HEAD][label] >= spec.threshold(label)
 
 
-def decide(probs: Mapping[str, float], head: Head, k: int | None = None, min_confidence: float | None = None) -> list[str]:
+def decide(
+    probs: Mapping[str, float], head: Head, k: int | None = None, min_confidence: float | None = None
+) -> list[str]:
     """The labels of one head a track is tagged with, best first (rules 2-3 of the module docstring).
 
     Parameters
@@ -89,7 +91,8 @@ def decide(probs: Mapping[str, float], head: Head, k: int | None = None, min_con
         best = ranked[0]
         floor = min_confidence if min_confidence is not None else head.threshold(best, default=0.0)
         return [best] if probs[best] >= floor else []
-    keep = [lab for lab in ranked
-            if probs[lab] >= (min_confidence if min_confidence is not None else head.threshold(lab))]
+    keep = [
+        lab for lab in ranked if probs[lab] >= (min_confidence if min_confidence is not None else head.threshold(lab))
+    ]
     cap = k if k is not None else head.max_labels
     return keep[:cap] if cap else keep

@@ -28,8 +28,20 @@ _LOGGER = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 FORMATS = ("csv", "jsonl", "json")
-BASE_COLUMNS = ["path", "path_b64", "status", "error", "warning", "duration_s", "n_windows", "size", "mtime_ns",
-                "model", "model_sha256", "coverage"]
+BASE_COLUMNS = [
+    "path",
+    "path_b64",
+    "status",
+    "error",
+    "warning",
+    "duration_s",
+    "n_windows",
+    "size",
+    "mtime_ns",
+    "model",
+    "model_sha256",
+    "coverage",
+]
 
 
 class OutputError(MirtagError):
@@ -59,9 +71,13 @@ def path_from_row(row: dict[str, Any]) -> str:
 
 def row_key(row: dict[str, Any]) -> tuple:
     """What makes a stored row still valid: (path bytes, size, mtime_ns, model sha256, coverage)."""
-    return (os.fsencode(path_from_row(row)), int(row["size"]) if row.get("size") not in (None, "") else None,
-            int(row["mtime_ns"]) if row.get("mtime_ns") not in (None, "") else None,
-            row.get("model_sha256") or "", row.get("coverage") or "")
+    return (
+        os.fsencode(path_from_row(row)),
+        int(row["size"]) if row.get("size") not in (None, "") else None,
+        int(row["mtime_ns"]) if row.get("mtime_ns") not in (None, "") else None,
+        row.get("model_sha256") or "",
+        row.get("coverage") or "",
+    )
 
 
 def format_of(out: str, fmt: str | None) -> str:
@@ -182,7 +198,11 @@ def read_rows(out: str | os.PathLike[str], fmt: str) -> list[dict[str, Any]]:
 
 
 def journal_path(out: Path) -> Path:
-    return out.with_name(out.name[: -len(".json")] + ".partial.jsonl") if out.name.endswith(".json") else out.with_name(out.name + ".partial.jsonl")
+    return (
+        out.with_name(out.name[: -len(".json")] + ".partial.jsonl")
+        if out.name.endswith(".json")
+        else out.with_name(out.name + ".partial.jsonl")
+    )
 
 
 def settings_path(out: Path) -> Path:
@@ -252,8 +272,9 @@ def check_own(out: Path, fmt: str) -> None:
                 data = json.loads(out.read_bytes())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise _foreign(out, "not JSON") from None
-            if not isinstance(data, list) or not all(isinstance(r, dict) and "schema_version" in r and "path" in r
-                                                     for r in data):
+            if not isinstance(data, list) or not all(
+                isinstance(r, dict) and "schema_version" in r and "path" in r for r in data
+            ):
                 raise _foreign(out, "not a JSON list of mirtag rows")
     except OSError as exc:
         raise OutputError(f"{out}: cannot read the output ({exc.strerror or exc})") from None
@@ -304,8 +325,14 @@ class RowWriter:
         Written to the sidecar, checked by the next run.
     """
 
-    def __init__(self, out: str, fmt: str, heads: Sequence[str], keep: Iterable[dict[str, Any]] = (),
-                 settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        out: str,
+        fmt: str,
+        heads: Sequence[str],
+        keep: Iterable[dict[str, Any]] = (),
+        settings: dict[str, Any] | None = None,
+    ):
         self.out, self.fmt, self.heads = out, fmt, list(heads)
         self._stdout = out == "-"
         keep = list(keep)
@@ -318,8 +345,10 @@ class RowWriter:
                 target = Path(out)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if settings is not None:
-                    _atomic_write(settings_path(target),
-                                  lambda fh: fh.write(json.dumps({"schema_version": SCHEMA_VERSION, **settings}) + "\n"))
+                    _atomic_write(
+                        settings_path(target),
+                        lambda fh: fh.write(json.dumps({"schema_version": SCHEMA_VERSION, **settings}) + "\n"),
+                    )
                 self._path = journal_path(target) if fmt == "json" else target
                 self._rewrite(keep)
                 self._fh = open(self._path, "a", encoding="utf-8", newline="")
@@ -357,8 +386,10 @@ class RowWriter:
             self._fh.flush()
         except OSError as exc:
             self._failed = True
-            raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
-                              "far are kept: run the same command again to resume") from None
+            raise OutputError(
+                f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
+                "far are kept: run the same command again to resume"
+            ) from None
 
     def close(self, complete: bool = True) -> None:
         """Close; for ``.json`` and a completed scan, turn the journal into the final file."""
@@ -370,8 +401,10 @@ class RowWriter:
             self._fh.close()
         except OSError as exc:
             # What did not reach the disk is a torn line for the next run to drop.
-            raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
-                              "far are kept: run the same command again to resume") from None
+            raise OutputError(
+                f"{self.out}: cannot write the output ({exc.strerror or exc}); the rows written so "
+                "far are kept: run the same command again to resume"
+            ) from None
         if self.fmt == "json" and complete and not getattr(self, "_failed", False):
             rows = _read_jsonl(self._path)
 
@@ -382,8 +415,10 @@ class RowWriter:
             try:
                 _atomic_write(Path(self.out), body)
             except OSError as exc:
-                raise OutputError(f"{self.out}: cannot write the output ({exc.strerror or exc}); its rows are kept in "
-                                  f"{self._path.name}: run the same command again to finish") from None
+                raise OutputError(
+                    f"{self.out}: cannot write the output ({exc.strerror or exc}); its rows are kept in "
+                    f"{self._path.name}: run the same command again to finish"
+                ) from None
             self._path.unlink()
 
 

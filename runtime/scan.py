@@ -287,8 +287,12 @@ class Scanner:
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         with child_env():
-            proc = self._ctx.Process(target=worker_main, args=(child, self.card.frontend, self.settings.coverage),
-                                     daemon=True, name="mirtag-scan-worker")
+            proc = self._ctx.Process(
+                target=worker_main,
+                args=(child, self.card.frontend, self.settings.coverage),
+                daemon=True,
+                name="mirtag-scan-worker",
+            )
             proc.start()
         child.close()
         return _Worker(proc, parent)
@@ -370,8 +374,13 @@ class Scanner:
                         self._replace(w)
             # Infer: when a batch is full, or nothing else is ready right now.
             n_buf = sum(len(b[1]) for b in buffer)
-            if buffer and (n_buf >= self.settings.batch_size or not busy or any(state[i].done for i, _, _ in buffer)
-                           or n_buf >= _MAX_BUFFERED_WINDOWS or self._idle(busy)):
+            if buffer and (
+                n_buf >= self.settings.batch_size
+                or not busy
+                or any(state[i].done for i, _, _ in buffer)
+                or n_buf >= _MAX_BUFFERED_WINDOWS
+                or self._idle(busy)
+            ):
                 self._infer(buffer, state)
                 buffer = []
             for file_id in [i for i, f in state.items() if f.done and f.pending == 0]:
@@ -632,17 +641,29 @@ def scan(
     try:
         if out is not None:
             fmt = format_of(os.fspath(out), fmt)
-            output = open_output(out, fmt, heads=[h.name for h in card.heads], model_sha256=card.sha256,
-                                 coverage=settings.coverage, settings=output_settings(settings), resume=resume,
-                                 retry_errors=retry_errors, select=open_embeddings if embeddings is not None else None)
+            output = open_output(
+                out,
+                fmt,
+                heads=[h.name for h in card.heads],
+                model_sha256=card.sha256,
+                coverage=settings.coverage,
+                settings=output_settings(settings),
+                resume=resume,
+                retry_errors=retry_errors,
+                select=open_embeddings if embeddings is not None else None,
+            )
         elif embeddings is not None:
             open_embeddings([])
         kept = output.kept if output is not None else {}
         files = list(iter_audio_files(paths, include=include, exclude=exclude, follow_symlinks=follow_symlinks))
         files = shard_files(files, paths, shard)
         todo = [f for f in files if f not in kept and (skip is None or not skip(f))]
-        stats = ScanStats(card.ref, total=len(todo), skipped=len(files) - len(todo),
-                          kept_errors=output.kept_errors if output is not None else 0)
+        stats = ScanStats(
+            card.ref,
+            total=len(todo),
+            skipped=len(files) - len(todo),
+            kept_errors=output.kept_errors if output is not None else 0,
+        )
         if not todo:
             if on_start:
                 on_start(stats)

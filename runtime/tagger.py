@@ -98,7 +98,9 @@ class WindowAccumulator:
 
     def result(self, duration_s: float) -> TagResult:
         use_loud = self.n_loud > 0
-        sums, votes, n = (self.sum_loud, self.votes_loud, self.n_loud) if use_loud else (self.sum_all, self.votes, self.n)
+        sums, votes, n = (
+            (self.sum_loud, self.votes_loud, self.n_loud) if use_loud else (self.sum_all, self.votes, self.n)
+        )
         heads, winners = {}, {}
         for head in self.card.heads:
             mean = decisions.calibrate(sums[head.name] / n, head.kind, head.temperature)
@@ -115,7 +117,9 @@ class WindowAccumulator:
         if not use_loud:
             warnings.append(WARN_SILENT)
         emb = sums.get("embedding")
-        return TagResult(heads, winners, duration_s, self.n, warnings, None if emb is None else (emb / n).astype(np.float32))
+        return TagResult(
+            heads, winners, duration_s, self.n, warnings, None if emb is None else (emb / n).astype(np.float32)
+        )
 
 
 class Tagger:
@@ -182,7 +186,9 @@ class Tagger:
         acc.add(self.session.run(feats.windows), feats.silent)
         return acc.result(len(y) / float(sr))
 
-    def tag_file(self, path: str | os.PathLike[str], *, offset: float = 0.0, duration: float | None = None) -> TagResult:
+    def tag_file(
+        self, path: str | os.PathLike[str], *, offset: float = 0.0, duration: float | None = None
+    ) -> TagResult:
         """Tag an audio file, streaming it so memory does not grow with its length.
 
         Raises

@@ -30,6 +30,7 @@ def fmt(v) -> str:
 MAX_DROP_10DB = 3.0
 """Target: quadrant accuracy drops at most this many points at 10 dB of unseen noise."""
 
+
 def value(v):
     return v["value"] if isinstance(v, dict) and "value" in v else v
 
@@ -47,13 +48,28 @@ def decisions_table(test: dict) -> list[str]:
     rows = [(name, cells) for name, cells in rows if any(c is not None for c in cells)]
     if not rows:
         return []
-    lines = ["", "### Decisions per head (test; multi-label F1s over labels with >= 5 test positives)", "",
-             "| head | accuracy | top-1 accuracy | macro-F1 | weighted precision | weighted recall | weighted F1 |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | " + " | ".join(fmt(c) if c is not None else "" for c in cells) + " |" for name, cells in rows]
-    return lines + ["", "Top-1 accuracy: the highest-scoring label is one of the clip's labels. Confusion matrices: "
-                        + ", ".join(f"`{f.strip()}`" for k, v in test.items() if k.endswith("_confusion_files")
-                                    for f in v.split(",") if f.strip().endswith(".csv")) + " in the run folder."]
+    lines = [
+        "",
+        "### Decisions per head (test; multi-label F1s over labels with >= 5 test positives)",
+        "",
+        "| head | accuracy | top-1 accuracy | macro-F1 | weighted precision | weighted recall | weighted F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(fmt(c) if c is not None else "" for c in cells) + " |" for name, cells in rows
+    ]
+    return lines + [
+        "",
+        "Top-1 accuracy: the highest-scoring label is one of the clip's labels. Confusion matrices: "
+        + ", ".join(
+            f"`{f.strip()}`"
+            for k, v in test.items()
+            if k.endswith("_confusion_files")
+            for f in v.split(",")
+            if f.strip().endswith(".csv")
+        )
+        + " in the run folder.",
+    ]
 
 
 def main() -> None:
@@ -61,8 +77,13 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--generator", type=Path)
     ap.add_argument("--map-targets", type=Path, help="output of scripts/map_targets.py, included verbatim")
-    ap.add_argument("--ablation", action="append", default=[], metavar="LABEL=RUN",
-                    help="a run folder (with report.json from mirtag evaluate) for the ablation table; repeatable")
+    ap.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN",
+        help="a run folder (with report.json from mirtag evaluate) for the ablation table; repeatable",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "exported" / "MODEL_CARD.md")
     args = ap.parse_args()
     report = json.loads((args.run / "report.json").read_text())
@@ -86,8 +107,12 @@ def main() -> None:
     if args.generator and (args.generator / "history.json").is_file():
         lines += generator_section(args.generator)
         if args.map_targets and args.map_targets.is_file():
-            lines += ["", "## Genre-map targets (`python scripts/map_targets.py`)", "",
-                      args.map_targets.read_text().strip()]
+            lines += [
+                "",
+                "## Genre-map targets (`python scripts/map_targets.py`)",
+                "",
+                args.map_targets.read_text().strip(),
+            ]
     old = args.out.read_text() if args.out.is_file() else ""
     args.out.write_text(keep_written_sections(old, "\n".join(lines) + "\n"))
     print(args.out)
@@ -110,12 +135,16 @@ def what_it_predicts(card) -> list[str]:
     ]
     for h in card.heads:
         kind = "one label (softmax)" if h.kind == "softmax" else "independent labels (sigmoid)"
-        labels = ", ".join(h.labels) if len(h.labels) <= 16 else ", ".join(h.labels[:16]) + f", ... ({len(h.labels)} in all)"
+        labels = (
+            ", ".join(h.labels) if len(h.labels) <= 16 else ", ".join(h.labels[:16]) + f", ... ({len(h.labels)} in all)"
+        )
         lines.append(f"- `{h.name}`: {kind}: {labels}")
     embedding = next((t for t in card.outputs if t.name == EMBEDDING_NAME), None)
     if embedding is not None:
-        lines.append(f"- `embedding`: {embedding.shape[-1]} pooled CNN features per window (mean over the track in the "
-                     "Tagger), for similarity search.")
+        lines.append(
+            f"- `embedding`: {embedding.shape[-1]} pooled CNN features per window (mean over the track in the "
+            "Tagger), for similarity search."
+        )
     return lines + [
         "",
         "Quadrants: Q1 happy/excited, Q2 angry/tense, Q3 sad/depressed, Q4 calm/relaxed (valence/arousal plane).",
@@ -163,11 +192,23 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
         "",
         f"Noise augmentation: {cfg['noise_variants']} noisy variants per training clip (ESC-50 train categories, SNR",
         f"uniform in {cfg['snr_db']} dB), clean with probability {cfg['clean_prob']}; random window phase each epoch;",
-        *([f"each ESC-50 training clip also gets {cfg['noise_mix_variants']} mixtures with another ESC-50 training clip (SNR",
-           f"uniform in {cfg.get('noise_mix_snr_db')} dB) as extra 'not music' examples;"] if cfg.get("noise_mix_variants") else []),
+        *(
+            [
+                f"each ESC-50 training clip also gets {cfg['noise_mix_variants']} mixtures with another ESC-50 training clip (SNR",
+                f"uniform in {cfg.get('noise_mix_snr_db')} dB) as extra 'not music' examples;",
+            ]
+            if cfg.get("noise_mix_variants")
+            else []
+        ),
         f"AdamW lr {cfg['lr']}, cosine schedule, batch {cfg['batch_size']}, masked multi-head losses, early stopping on",
-        *([f"validation of an exponential moving average of the weights (decay {cfg['ema_decay']} per batch, with warm-up),",
-           "which is also what is exported"] if cfg.get("ema_decay") else ["validation"]),
+        *(
+            [
+                f"validation of an exponential moving average of the weights (decay {cfg['ema_decay']} per batch, with warm-up),",
+                "which is also what is exported",
+            ]
+            if cfg.get("ema_decay")
+            else ["validation"]
+        ),
         f"(best epoch {report.get('best_epoch')}). Commit {card.provenance.get('git_commit', 'unknown')[:12]}.",
         "",
         f"Reproduce ({len(history)} epochs took {train_minutes:.0f} minutes on 2 CPU cores; feature extraction adds",
@@ -198,34 +239,52 @@ def test_results(report: dict) -> list[str]:
             lines.append(f"| {row.name} | {fmt(test[row.key])} | {verdict(test[row.key], row.minimum)} |")
     drop, _ = drop_at_10db(report)
     if drop is not None:
-        lines.append(f"| Quadrant accuracy drop at 10 dB of unseen noise (points, mean of draws) | {drop:.1f} | "
-                     f"<= {MAX_DROP_10DB:.0f}: **{'met' if drop <= MAX_DROP_10DB else 'missed'}** |")
+        lines.append(
+            f"| Quadrant accuracy drop at 10 dB of unseen noise (points, mean of draws) | {drop:.1f} | "
+            f"<= {MAX_DROP_10DB:.0f}: **{'met' if drop <= MAX_DROP_10DB else 'missed'}** |"
+        )
     return lines + decisions_table(test)
 
 
 def robustness_section(rob: list) -> list[str]:
     if not rob:
         return []
-    lines = ["", "### Robustness: held-back noise categories mixed in (ESC-50 test categories)", "",
-             "| SNR dB | quadrant acc | drop (points) [range over draws] | Emotify genre acc | genre ROC-AUC |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "### Robustness: held-back noise categories mixed in (ESC-50 test categories)",
+        "",
+        "| SNR dB | quadrant acc | drop (points) [range over draws] | Emotify genre acc | genre ROC-AUC |",
+        "|---|---|---|---|---|",
+    ]
     for r in rob:
         rng = r.get("quadrant_accuracy_drop_points_range")
         d = r.get("quadrant_accuracy_drop_points")
-        drop = ("n/a" if d is None else f"{d + 0.0:.2f}") + (f" [{rng[0] + 0.0:.2f}, {rng[1] + 0.0:.2f}]" if rng else "")
-        lines.append(f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
-                     f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |")
+        drop = ("n/a" if d is None else f"{d + 0.0:.2f}") + (
+            f" [{rng[0] + 0.0:.2f}, {rng[1] + 0.0:.2f}]" if rng else ""
+        )
+        lines.append(
+            f"| {r['snr_db']} | {fmt(r.get('quadrant_accuracy'))} | {drop} "
+            f"| {fmt(r.get('emotify_genre_accuracy'))} | {fmt(r.get('genre_macro_roc_auc'))} |"
+        )
     draws = next((r.get("noise_draws") for r in rob if r.get("noise_draws")), 1)
-    return lines + ["", "Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
-                    f"every level of a draw); the table gives the mean over {draws} draws. Target: quadrant accuracy drops <= 3",
-                    "points at 10 dB."]
+    return lines + [
+        "",
+        "Each music test clip is mixed with a clip of the held-back ESC-50 categories (the same clip and offset at",
+        f"every level of a draw); the table gives the mean over {draws} draws. Target: quadrant accuracy drops <= 3",
+        "points at 10 dB.",
+    ]
 
 
 def domain_shift_section(ds: dict | None) -> list[str]:
     if not ds:
         return []
-    lines = ["", "### Domain shift: test clips re-encoded as 44.1 kHz stereo MP3 and FLAC", "",
-             f"Top-1 agreement with the original 22 kHz mono Vorbis clips ({ds['clips']} clips):", ""]
+    lines = [
+        "",
+        "### Domain shift: test clips re-encoded as 44.1 kHz stereo MP3 and FLAC",
+        "",
+        f"Top-1 agreement with the original 22 kHz mono Vorbis clips ({ds['clips']} clips):",
+        "",
+    ]
     for fmt_name in ("mp3", "flac"):
         agree = ds[f"{fmt_name}_top1_agreement"]
         lines.append(f"- {fmt_name}: " + ", ".join(f"{h} {v:.3f}" for h, v in agree.items()))
@@ -236,20 +295,32 @@ def non_music_section(test: dict) -> list[str]:
     kinds = test.get("music_score_of_non_music")
     if not kinds:
         return []
-    return ["", "### Which unseen sounds pass for music (test non-music clips, by ESC-50 category)", "",
-            f"| category | clips | mean music score | at or above the threshold ({test.get('music_threshold')}) |",
-            "|---|---|---|---|",
-            *(f"| {k['category']} | {k['clips']} | {k['mean_music_score']:.3f} | {k['above_threshold']} |" for k in kinds)]
+    return [
+        "",
+        "### Which unseen sounds pass for music (test non-music clips, by ESC-50 category)",
+        "",
+        f"| category | clips | mean music score | at or above the threshold ({test.get('music_threshold')}) |",
+        "|---|---|---|---|",
+        *(f"| {k['category']} | {k['clips']} | {k['mean_music_score']:.3f} | {k['above_threshold']} |" for k in kinds),
+    ]
 
 
 def genre_per_label_section(test: dict) -> list[str]:
     per = test.get("genre_per_label")
     if not per:
         return []
-    return ["", "### Genre per label (test; AUC n/a: fewer than 5 positives)", "",
-            "| label | test positives | threshold | precision | recall | F1 | ROC-AUC |", "|---|---|---|---|---|---|---|",
-            *(f"| {r['label']} | {r['test_positives']} | {r['threshold']:.3f} | {fmt(r['precision'])} | "
-              f"{fmt(r['recall'])} | {fmt(r['f1'])} | {fmt(r['roc_auc'])} |" for r in per)]
+    return [
+        "",
+        "### Genre per label (test; AUC n/a: fewer than 5 positives)",
+        "",
+        "| label | test positives | threshold | precision | recall | F1 | ROC-AUC |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['label']} | {r['test_positives']} | {r['threshold']:.3f} | {fmt(r['precision'])} | "
+            f"{fmt(r['recall'])} | {fmt(r['f1'])} | {fmt(r['roc_auc'])} |"
+            for r in per
+        ),
+    ]
 
 
 def limitations(card) -> list[str]:
@@ -272,7 +343,7 @@ def keep_written_sections(old: str, text: str) -> str:
     for name in ("teacher", "gate", "decisions"):
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         if begin in old and end in old and begin not in text:
-            block = old[old.index(begin): old.index(end) + len(end)]
+            block = old[old.index(begin) : old.index(end) + len(end)]
             anchor = "## Ablations"
             text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
     return text
@@ -305,30 +376,47 @@ def drop_at_10db(report: dict) -> tuple[float | None, list | None]:
 
 def ablation_table(*runs) -> list[str]:
     """Test metrics, the 10 dB quadrant drop and the speed of each (label, run folder)."""
-    lines = ["", "## Ablations (test split; one seed each, so differences of a few points are within noise)", "",
-             "| run | best epoch | validation score | " + " | ".join(name for _, name in ABLATION_COLUMNS)
-             + " | quadrant drop at 10 dB (points) | windows/s, 1 ORT thread |",
-             "|---|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 2)]
+    lines = [
+        "",
+        "## Ablations (test split; one seed each, so differences of a few points are within noise)",
+        "",
+        "| run | best epoch | validation score | "
+        + " | ".join(name for _, name in ABLATION_COLUMNS)
+        + " | quadrant drop at 10 dB (points) | windows/s, 1 ORT thread |",
+        "|---|---|---|" + "---|" * (len(ABLATION_COLUMNS) + 2),
+    ]
     for label, run in runs:
         report = json.loads((Path(run) / "report.json").read_text())
         test = report["test"]
-        cells = [f"{test[k]['value']:.3f}" if isinstance(test.get(k), dict) else fmt(test.get(k)) for k, _ in ABLATION_COLUMNS]
+        cells = [
+            f"{test[k]['value']:.3f}" if isinstance(test.get(k), dict) else fmt(test.get(k))
+            for k, _ in ABLATION_COLUMNS
+        ]
         drop, rng = drop_at_10db(report)
         drop_cell = "n/a" if drop is None else f"{drop:.1f}" + (f" [{rng[0]:.1f}, {rng[1]:.1f}]" if rng else "")
         wps = run_speed(Path(run))
         speed = "n/a (no ONNX export)" if wps is None else f"{wps:,.0f}"
         history = json.loads((Path(run) / "history.json").read_text())
         chosen = next((h["score"] for h in history if h["epoch"] == report.get("best_epoch")), None)
-        lines.append(f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | {fmt(chosen)} | " + " | ".join(cells)
-                     + f" | {drop_cell} | {speed} |")
-    lines += ["", "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`: `mirtag train",
-              "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`; `rese_narrow` is",
-              "`rese` with half the channels); the 1.0.0 row is the previous shipped configuration. The drop is the mean",
-              "over 3 noise draws per clip (range over draws in brackets). Validation score: what checkpoint and model",
-              "selection maximise (the mean of the target metrics on the validation split). Speed: measured when this",
-              "card was written (best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s."]
-    missing = [name for name in ("noise_off", "plain_mel", "rese", "rese_narrow", "seed1")
-               if not any(Path(run).name == f"ablation_{name}" for _, run in runs)]
+        lines.append(
+            f"| {label} (`{Path(run).name}`) | {report.get('best_epoch')} | {fmt(chosen)} | "
+            + " | ".join(cells)
+            + f" | {drop_cell} | {speed} |"
+        )
+    lines += [
+        "",
+        "Each ablation changes one thing in `configs/classifier.toml` (`configs/ablations/*.toml`: `mirtag train",
+        "classifier --config configs/ablations/NAME.toml && mirtag evaluate runs/ablation_NAME`; `rese_narrow` is",
+        "`rese` with half the channels); the 1.0.0 row is the previous shipped configuration. The drop is the mean",
+        "over 3 noise draws per clip (range over draws in brackets). Validation score: what checkpoint and model",
+        "selection maximise (the mean of the target metrics on the validation split). Speed: measured when this",
+        "card was written (best of 3 x 1,024 windows, batch 32); the shipped classifier must reach 1,000 windows/s.",
+    ]
+    missing = [
+        name
+        for name in ("noise_off", "plain_mel", "rese", "rese_narrow", "seed1")
+        if not any(Path(run).name == f"ablation_{name}" for _, run in runs)
+    ]
     if missing:
         lines.append(f"Not run yet (CPU time): {', '.join(f'`configs/ablations/{n}.toml`' for n in missing)}.")
     return lines

@@ -54,8 +54,17 @@ VOCABULARY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("vocals", ("mtt:vocal", "mtt:vocals", "mtt:singing", "mtt:voice")),
     ("instrumental", ("mtt:no vocals", "mtt:no vocal", "mtt:no voice", "msd:instrumental")),
     ("male vocals", ("mtt:male", "mtt:man", "mtt:male vocal", "mtt:male voice", "msd:male vocalists")),
-    ("female vocals", ("mtt:female", "mtt:woman", "mtt:female vocal", "mtt:female voice", "msd:female vocalists",
-                       "msd:female vocalist")),
+    (
+        "female vocals",
+        (
+            "mtt:female",
+            "mtt:woman",
+            "mtt:female vocal",
+            "mtt:female voice",
+            "msd:female vocalists",
+            "msd:female vocalist",
+        ),
+    ),
     ("opera", ("mtt:opera",)),
     # styles
     ("classical", ("mtt:classical", "mtt:classic")),
@@ -167,8 +176,9 @@ class TeacherTargets:
         return best if abs(int(st[best]) - s) <= tolerance else None
 
 
-def attach(split, cache: TeacherCache, root, frontend_config,
-           stats: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def attach(
+    split, cache: TeacherCache, root, frontend_config, stats: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load the teacher windows of every clip of ``split`` into ``split.teacher`` and set its clip-level targets.
 
     Parameters
@@ -204,7 +214,8 @@ def attach(split, cache: TeacherCache, root, frontend_config,
         # unlabelled widening (Debian) is sampled only near its labelled windows; labelled clips keep the
         # trainer's own sampler (noise variants, random phase) whatever the teacher's density on them
         sparse[i] = clip.dataset == "debian" and len(tw.starts) < len(
-            window_starts(split.mels[i][0].shape[2], frontend_config))
+            window_starts(split.mels[i][0].shape[2], frontend_config)
+        )
         target[i] = tags[i].mean(axis=0) >= DECISION
         mask[i] = 1.0
     if stats is None:

@@ -68,7 +68,9 @@ def export_onnx(module, example: Any, path: Path, output_names: list[str], input
     return path
 
 
-def check_parity(module, onnx_path: Path, inputs: np.ndarray, output_names: list[str], input_name: str = INPUT_NAME) -> float:
+def check_parity(
+    module, onnx_path: Path, inputs: np.ndarray, output_names: list[str], input_name: str = INPUT_NAME
+) -> float:
     """Max abs difference between torch and onnxruntime (CPU); raises ExportError beyond tolerance."""
     torch = require_torch()
     import onnxruntime as ort
@@ -84,7 +86,9 @@ def check_parity(module, onnx_path: Path, inputs: np.ndarray, output_names: list
         w = w.numpy()
         if g.shape != w.shape or not np.allclose(g, w, rtol=PARITY_RTOL, atol=PARITY_ATOL):
             diff = float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf")
-            raise ExportError(f"{onnx_path}: output {name!r} differs from torch by {diff:.3g} (rtol {PARITY_RTOL}, atol {PARITY_ATOL})")
+            raise ExportError(
+                f"{onnx_path}: output {name!r} differs from torch by {diff:.3g} (rtol {PARITY_RTOL}, atol {PARITY_ATOL})"
+            )
         worst = max(worst, float(np.max(np.abs(g - w))))
     return worst
 
@@ -140,8 +144,13 @@ def export_classifier(
     if parity_inputs is not None and len(parity_inputs):
         worst = max(worst, check_parity(wrapper, onnx_path, np.asarray(parity_inputs, np.float32), output_names))
     prov = dict(provenance)
-    prov["export"] = {"opset": OPSET, "parity_max_abs_diff": worst, "parity_rtol": PARITY_RTOL, "parity_atol": PARITY_ATOL,
-                      "torch": torch.__version__}
+    prov["export"] = {
+        "opset": OPSET,
+        "parity_max_abs_diff": worst,
+        "parity_rtol": PARITY_RTOL,
+        "parity_atol": PARITY_ATOL,
+        "torch": torch.__version__,
+    }
     if state_dict_file:
         pt_path = out_dir / state_dict_file
         # training-only modules (the distillation projection) are not part of the classifier

@@ -43,7 +43,6 @@ from .heads import head_kinds, manifest_head_kinds, spec_for, views
 _LOGGER = logging.getLogger(__name__)
 
 
-
 @dataclass
 class TrainConfig:
     """Everything a run depends on (TOML sections ``run``, ``data``, ``frontend``, ``model``, ``train``)."""
@@ -139,7 +138,9 @@ class TrainConfig:
         return d
 
 
-def read_flat_toml(path: str | os.PathLike[str] | None, config_cls, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_flat_toml(
+    path: str | os.PathLike[str] | None, config_cls, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A config file's keys, flattened across its sections (``[frontend]`` stays a nested dict).
 
     Overrides that are not None win; unknown keys raise ParameterError.
@@ -182,9 +183,12 @@ class Split:
 
     def subset(self, keep: list[int], mels: list[list[np.ndarray]] | None = None) -> Split:
         """The clips at ``keep`` (with other mels per kept clip, when given)."""
-        return Split([self.clips[i] for i in keep], {h: t[keep] for h, t in self.targets.items()},
-                     {h: m[keep] for h, m in self.masks.items()},
-                     [self.mels[i] for i in keep] if mels is None else mels)
+        return Split(
+            [self.clips[i] for i in keep],
+            {h: t[keep] for h, t in self.targets.items()},
+            {h: m[keep] for h, m in self.masks.items()},
+            [self.mels[i] for i in keep] if mels is None else mels,
+        )
 
 
 def read_manifest_spec(spec: dict, root: Path) -> list:
@@ -192,22 +196,36 @@ def read_manifest_spec(spec: dict, root: Path) -> list:
     unknown = set(spec) - {"name", "file", "labels", "group", "split", "music"}
     missing = {"name", "file", "labels"} - set(spec)
     if unknown or missing:
-        raise ParameterError(f"manifest {spec.get('name', '?')!r}: "
-                             + (f"unknown keys {sorted(unknown)} " if unknown else "")
-                             + (f"missing keys {sorted(missing)}" if missing else ""))
-    return D.read_manifest(Path(root) / spec["file"], root, label_columns={c: tuple(v) for c, v in spec["labels"].items()},
-                           dataset=spec["name"], group_column=spec.get("group"), split_column=spec.get("split"),
-                           music=bool(spec.get("music", True)))
+        raise ParameterError(
+            f"manifest {spec.get('name', '?')!r}: "
+            + (f"unknown keys {sorted(unknown)} " if unknown else "")
+            + (f"missing keys {sorted(missing)}" if missing else "")
+        )
+    return D.read_manifest(
+        Path(root) / spec["file"],
+        root,
+        label_columns={c: tuple(v) for c, v in spec["labels"].items()},
+        dataset=spec["name"],
+        group_column=spec.get("group"),
+        split_column=spec.get("split"),
+        music=bool(spec.get("music", True)),
+    )
 
 
 def load_clips(cfg: TrainConfig, root: Path) -> list:
     """Every clip of the run's datasets and manifests (``max_clips`` of each when set)."""
-    readers = {"4q": D.read_4q, "emotify": D.read_emotify, "esc50": D.read_esc50,
-               "gtzan": lambda r: D.read_gtzan(Path(r) / cfg.gtzan_dir)}
+    readers = {
+        "4q": D.read_4q,
+        "emotify": D.read_emotify,
+        "esc50": D.read_esc50,
+        "gtzan": lambda r: D.read_gtzan(Path(r) / cfg.gtzan_dir),
+    }
     sources = []
     for name in cfg.datasets:
         if name not in readers:
-            raise ParameterError(f"unknown dataset {name!r} (have {sorted(readers)}; CSV manifests go in [[data.manifests]])")
+            raise ParameterError(
+                f"unknown dataset {name!r} (have {sorted(readers)}; CSV manifests go in [[data.manifests]])"
+            )
         sources.append(readers[name])
     sources += [lambda r, spec=spec: read_manifest_spec(spec, r) for spec in cfg.manifests]
     clips = []
@@ -257,16 +275,24 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
         clips += debian
         split_of.update({c.key: "train" for c in debian})
     # A manifest's genres join the taxonomy (GTZAN's lower-case names are mapped onto it instead).
-    taxonomy = D.build_taxonomy(clips, cfg.min_genre, cfg.min_mood,
-                                genre_datasets=("4q", "emotify", *(m["name"] for m in cfg.manifests)))
+    taxonomy = D.build_taxonomy(
+        clips, cfg.min_genre, cfg.min_mood, genre_datasets=("4q", "emotify", *(m["name"] for m in cfg.manifests))
+    )
     taxonomy = {h: labels for h, labels in taxonomy.items() if h in cfg.heads and labels}
     if teacher is not None:
         taxonomy[distill.TAGS_HEAD] = distill.tag_names()
     noise = [c for c in clips if not c.music and split_of[c.key] == "train"]
     # the Debian music is unlabelled widening: clean only (its noisy variants would cost hours of features)
     train = [c for c in clips if split_of[c.key] == "train" and c.dataset != "debian"]
-    plans = D.plan_augments(train, noise, cfg.noise_variants if noise else 0, cfg.seed, tuple(cfg.snr_db),
-                            k_mix=cfg.noise_mix_variants, mix_snr_range=tuple(cfg.noise_mix_snr_db))
+    plans = D.plan_augments(
+        train,
+        noise,
+        cfg.noise_variants if noise else 0,
+        cfg.seed,
+        tuple(cfg.snr_db),
+        k_mix=cfg.noise_mix_variants,
+        mix_snr_range=tuple(cfg.noise_mix_snr_db),
+    )
     for c in clips:
         plans.setdefault(c.key, [D.CLEAN])
     cache = D.FeatureCache(cfg.cache_dir, cfg.frontend)
@@ -330,9 +356,15 @@ def build_model(cfg: TrainConfig, taxonomy: dict[str, list[str]]):
     """The untrained classifier of a run's config and taxonomy."""
     from .models import Classifier, ModelConfig
 
-    model = Classifier(ModelConfig(arch=cfg.arch, channels=tuple(cfg.channels), dropout=cfg.dropout,
-                                   heads={h: len(v) for h, v in taxonomy.items()},
-                                   in_channels=input_channels(cfg)))
+    model = Classifier(
+        ModelConfig(
+            arch=cfg.arch,
+            channels=tuple(cfg.channels),
+            dropout=cfg.dropout,
+            heads={h: len(v) for h, v in taxonomy.items()},
+            in_channels=input_channels(cfg),
+        )
+    )
     if cfg.teacher_dir:
         from .distill import add_projection
 
@@ -458,8 +490,9 @@ class WeightAverage:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -504,9 +537,14 @@ def _new_run(cfg: TrainConfig, taxonomy: dict, device, out: Path, resume: bool, 
 
     model = build_model(cfg, taxonomy).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    run = _Run(model=model, opt=opt, sched=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs)),
-               ema=WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None,
-               precision=MixedPrecision(device, cfg.amp), rng=np.random.default_rng(cfg.seed))
+    run = _Run(
+        model=model,
+        opt=opt,
+        sched=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs)),
+        ema=WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None,
+        precision=MixedPrecision(device, cfg.amp),
+        rng=np.random.default_rng(cfg.seed),
+    )
     last = out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location="cpu", weights_only=True)
@@ -568,15 +606,25 @@ def _save_checkpoints(run: _Run, epoch: int, score: float, improved: bool, out: 
     torch = require_torch()
     if improved:
         torch.save({"model": run.judged.state_dict(), "epoch": epoch, "score": score}, out / "best.pt")
-    torch.save({"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
-                "epoch": epoch, "best_score": run.best_score, "stale": run.stale,
-                **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
-                **({"scaler": run.precision.state_dict()} if run.precision.state_dict() else {})}, out / "last.pt")
+    torch.save(
+        {
+            "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(),
+            "epoch": epoch,
+            "best_score": run.best_score,
+            "stale": run.stale,
+            **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+            **({"scaler": run.precision.state_dict()} if run.precision.state_dict() else {}),
+        },
+        out / "last.pt",
+    )
     (out / "history.json").write_text(json.dumps(run.history, indent=1))
 
 
-def _fit(run: _Run, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, kinds: dict, device, out: Path,
-         reporter=None) -> None:
+def _fit(
+    run: _Run, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, kinds: dict, device, out: Path, reporter=None
+) -> None:
     """Epochs until ``cfg.epochs`` or ``patience`` epochs without a better validation score."""
     train, val = splits["train"], splits["validation"]
     specs = views(taxonomy, kinds)
@@ -591,8 +639,13 @@ def _fit(run: _Run, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, 
         probs = {h: M.track_level(p, val_owner, len(val.clips)) for h, p in wp.items()}
         vm = head_metrics(val, probs, wp, val_owner, taxonomy, kinds=kinds)
         score = selection_score(vm, specs)
-        row = {"epoch": epoch, "loss": loss, "score": score, "seconds": time.time() - t0,
-               **{k: v for k, v in vm.items() if isinstance(v, float)}}
+        row = {
+            "epoch": epoch,
+            "loss": loss,
+            "score": score,
+            "seconds": time.time() - t0,
+            **{k: v for k, v in vm.items() if isinstance(v, float)},
+        }
         run.history.append(row)
         improved = score > run.best_score
         if improved:
@@ -609,8 +662,15 @@ def _fit(run: _Run, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, 
             _LOGGER.info("epoch %d: %s (run ETA at most %.0f min)", epoch, json.dumps(row), eta / 60)
 
 
-def _select_and_report(model, cfg: TrainConfig, splits: dict[str, Split], taxonomy: dict, kinds: dict, out: Path,
-                       say: Callable[[str], None]) -> tuple[dict, dict, dict]:
+def _select_and_report(
+    model,
+    cfg: TrainConfig,
+    splits: dict[str, Split],
+    taxonomy: dict,
+    kinds: dict,
+    out: Path,
+    say: Callable[[str], None],
+) -> tuple[dict, dict, dict]:
     """Load ``best.pt``, tune thresholds on validation, report on test.
 
     Returns
@@ -625,22 +685,36 @@ def _select_and_report(model, cfg: TrainConfig, splits: dict[str, Split], taxono
     val, test = splits["validation"], splits["test"]
     vp, vwp, vo = track_probs(val, cfg, model, kinds)
     # temperature, one precision-weighted threshold per sigmoid head, caps (the card's decisions)
-    decided = fit_decisions({h: Head(h, kinds[h], tuple(labels)) for h, labels in taxonomy.items()},
-                            val.targets, vp, val.masks)
-    (out / "decisions.json").write_text(json.dumps(
-        {h: {"temperature": d.temperature, "thresholds": d.thresholds, "max_labels": d.max_labels}
-         for h, d in decided.items()}, indent=1))
+    decided = fit_decisions(
+        {h: Head(h, kinds[h], tuple(labels)) for h, labels in taxonomy.items()}, val.targets, vp, val.masks
+    )
+    (out / "decisions.json").write_text(
+        json.dumps(
+            {
+                h: {"temperature": d.temperature, "thresholds": d.thresholds, "max_labels": d.max_labels}
+                for h, d in decided.items()
+            },
+            indent=1,
+        )
+    )
     # the same decisions on uncalibrated probabilities (temperature scaling is monotonic per label), for the report
-    thresholds = {h: calibrate(np.asarray([d.threshold(lab) for lab in d.labels]), "sigmoid",
-                               1.0 / d.temperature).round(4).tolist()
-                  for h, d in decided.items() if kinds[h] == "sigmoid"}
+    thresholds = {
+        h: calibrate(np.asarray([d.threshold(lab) for lab in d.labels]), "sigmoid", 1.0 / d.temperature)
+        .round(4)
+        .tolist()
+        for h, d in decided.items()
+        if kinds[h] == "sigmoid"
+    }
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
 
     say("evaluating on test (bootstrap 95 % intervals)")
     tp, twp, to = track_probs(test, cfg, model, kinds)
-    report = {"model": f"{cfg.name}@{cfg.version}", "best_epoch": int(ck["epoch"]),
-              "validation": head_metrics(val, vp, vwp, vo, taxonomy, kinds=kinds),
-              "test": head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=thresholds, kinds=kinds)}
+    report = {
+        "model": f"{cfg.name}@{cfg.version}",
+        "best_epoch": int(ck["epoch"]),
+        "validation": head_metrics(val, vp, vwp, vo, taxonomy, kinds=kinds),
+        "test": head_metrics(test, tp, twp, to, taxonomy, ci=True, thresholds=thresholds, kinds=kinds),
+    }
     write_confusions(report["test"], out)
     M.write_report(report, out)
     return ck, thresholds, report
@@ -665,13 +739,17 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     say("features: reading clips and filling the cache")
     taxonomy, splits = prepare_data(cfg, data_root, reporter.progress if reporter else None)
     kinds = run_head_kinds(cfg, taxonomy)
-    say(f"data: {len(splits['train'].clips)} train / {len(splits['validation'].clips)} validation / "
-        f"{len(splits['test'].clips)} test clips; " + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items()))
+    say(
+        f"data: {len(splits['train'].clips)} train / {len(splits['validation'].clips)} validation / "
+        f"{len(splits['test'].clips)} test clips; " + ", ".join(f"{h} {len(v)}" for h, v in taxonomy.items())
+    )
 
     run = _new_run(cfg, taxonomy, device, out, resume, say)
     precision = run.precision
-    say(f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(run.model):,} parameters; "
-        f"training on {device} ({'mixed precision ' + str(precision.dtype).removeprefix('torch.') if precision.enabled else 'float32'})")
+    say(
+        f"model: {cfg.arch} {tuple(cfg.channels)}, input {cfg.input}, {count_parameters(run.model):,} parameters; "
+        f"training on {device} ({'mixed precision ' + str(precision.dtype).removeprefix('torch.') if precision.enabled else 'float32'})"
+    )
     _fit(run, cfg, splits, taxonomy, kinds, device, out, reporter)
 
     ck, thresholds, report = _select_and_report(run.model, cfg, splits, taxonomy, kinds, out, say)
@@ -679,15 +757,34 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
         say("export = false: not exporting")
         return out
     say("exporting to ONNX")
-    export_run(cfg, run.model, taxonomy, thresholds, splits["test"], report["test"], best_epoch=int(ck["epoch"]),
-               validation_score=float(ck["score"]), out_dir=out / "export",
-               decisions=json.loads((out / "decisions.json").read_text()))
+    export_run(
+        cfg,
+        run.model,
+        taxonomy,
+        thresholds,
+        splits["test"],
+        report["test"],
+        best_epoch=int(ck["epoch"]),
+        validation_score=float(ck["score"]),
+        out_dir=out / "export",
+        decisions=json.loads((out / "decisions.json").read_text()),
+    )
     return out
 
 
-def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], thresholds: dict[str, list[float]], test: Split,
-               test_report: dict, *, best_epoch: int, validation_score: float, out_dir: Path,
-               decisions: dict[str, dict] | None = None):
+def export_run(
+    cfg: TrainConfig,
+    model,
+    taxonomy: dict[str, list[str]],
+    thresholds: dict[str, list[float]],
+    test: Split,
+    test_report: dict,
+    *,
+    best_epoch: int,
+    validation_score: float,
+    out_dir: Path,
+    decisions: dict[str, dict] | None = None,
+):
     """Export a trained classifier (on the CPU) into ``out_dir`` with its card: labels, validation thresholds,
     frontend, and provenance (commit, config, best epoch, validation score, test report, datasets).
     ``decisions`` (a run's ``decisions.json``) gives each head's temperature, calibrated thresholds and
@@ -704,13 +801,34 @@ def export_run(cfg: TrainConfig, model, taxonomy: dict[str, list[str]], threshol
         d = (decisions or {}).get(h, {})
         if d.get("thresholds"):
             thr = {lab: round(float(v), 3) for lab, v in d["thresholds"].items()}
-        heads.append(Head(h, kinds[h], tuple(labels), descriptions=spec_for(h).descriptions, thresholds=thr,
-                          temperature=d.get("temperature"), max_labels=d.get("max_labels")))
+        heads.append(
+            Head(
+                h,
+                kinds[h],
+                tuple(labels),
+                descriptions=spec_for(h).descriptions,
+                thresholds=thr,
+                temperature=d.get("temperature"),
+                max_labels=d.get("max_labels"),
+            )
+        )
     x_parity = standard_windows(test, cfg)[0][:8] if test.clips else None
     return export_classifier(
-        model, out_dir=out_dir, name=cfg.name, version=cfg.version, frontend=cfg.frontend, heads=heads,
-        provenance={"trainer": "mirtag train classifier", "git_commit": _git_commit(), "config": cfg.to_dict(),
-                    "best_epoch": best_epoch, "validation_score": validation_score,
-                    "test": test_report, "data": sorted(cfg.datasets)},
-        parity_inputs=x_parity, state_dict_file=f"{cfg.name}.pt",
+        model,
+        out_dir=out_dir,
+        name=cfg.name,
+        version=cfg.version,
+        frontend=cfg.frontend,
+        heads=heads,
+        provenance={
+            "trainer": "mirtag train classifier",
+            "git_commit": _git_commit(),
+            "config": cfg.to_dict(),
+            "best_epoch": best_epoch,
+            "validation_score": validation_score,
+            "test": test_report,
+            "data": sorted(cfg.datasets),
+        },
+        parity_inputs=x_parity,
+        state_dict_file=f"{cfg.name}.pt",
     )

@@ -65,8 +65,13 @@ def library(tmp_path_factory):
 
 
 def run_cli(*args, env=None, timeout=180):
-    return subprocess.run([sys.executable, "-m", "mirtag.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mirtag.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -74,7 +79,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def by_name(rows):
-    return {os.path.basename(os.fsdecode(base64.b64decode(r["path_b64"])) if r["path_b64"] else r["path"]): r for r in rows}
+    return {
+        os.path.basename(os.fsdecode(base64.b64decode(r["path_b64"])) if r["path_b64"] else r["path"]): r for r in rows
+    }
 
 
 def check_rows(rows, expect):
@@ -130,8 +137,20 @@ def test_csv_output_and_stdout_mode(library, tmp_path):
     with open(out, newline="", encoding="utf-8") as fh:
         records = list(csv.DictReader(fh))
     assert len(records) == len(expect)
-    assert list(records[0])[:12] == ["path", "path_b64", "status", "error", "warning", "duration_s", "n_windows",
-                                     "size", "mtime_ns", "model", "model_sha256", "coverage"]
+    assert list(records[0])[:12] == [
+        "path",
+        "path_b64",
+        "status",
+        "error",
+        "warning",
+        "duration_s",
+        "n_windows",
+        "size",
+        "mtime_ns",
+        "model",
+        "model_sha256",
+        "coverage",
+    ]
     ok = [r for r in records if r["status"] == "ok"]
     # A top list may be empty (below every threshold), so which row comes first must not matter.
     assert all(":" in r["genre_scores"] and ":" in r["quadrant_scores"] for r in ok)
@@ -172,8 +191,22 @@ def test_scan_killed_with_sigkill_resumes_to_exactly_one_row_per_file(tmp_path):
     for i in range(24):
         sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
     out = tmp_path / "tags.jsonl"
-    cmd = [sys.executable, "-m", "mirtag.cli.main", "scan", str(root), "--out", str(out), "--model", TINY, "-q",
-           "--workers", "1", "--batch-size", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mirtag.cli.main",
+        "scan",
+        str(root),
+        "--out",
+        str(out),
+        "--model",
+        TINY,
+        "-q",
+        "--workers",
+        "1",
+        "--batch-size",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
@@ -190,8 +223,9 @@ def test_scan_killed_with_sigkill_resumes_to_exactly_one_row_per_file(tmp_path):
 def test_a_worker_killed_mid_file_costs_only_that_file(library, tmp_path):
     root, expect = library
     out = tmp_path / "tags.jsonl"
-    result = run_cli("scan", str(root), "--out", str(out), "--model", TINY, "-q",
-                     env={"MIRTAG_TEST_KILL_WORKER_ON": "song03"})
+    result = run_cli(
+        "scan", str(root), "--out", str(out), "--model", TINY, "-q", env={"MIRTAG_TEST_KILL_WORKER_ON": "song03"}
+    )
     assert result.returncode == 0, result.stderr
     rows = by_name(read_jsonl(out))
     assert len(rows) == len(expect)
@@ -208,7 +242,9 @@ def test_exit_codes(library, tmp_path):
     missing = run_cli("scan", str(root), "--out", str(tmp_path / "y.csv"), "--model", str(tmp_path / "nope.onnx"))
     assert missing.returncode == 1 and "model card not found" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
-    strict = runner.invoke(app, ["scan", str(root), "--out", str(tmp_path / "z.csv"), "--model", TINY, "-q", "--strict"])
+    strict = runner.invoke(
+        app, ["scan", str(root), "--out", str(tmp_path / "z.csv"), "--model", TINY, "-q", "--strict"]
+    )
     assert strict.exit_code == 1
 
 

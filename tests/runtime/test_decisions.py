@@ -19,22 +19,36 @@ from tests.conftest import music_like
 
 TINY = Path(__file__).parents[1] / "fixtures" / "tiny"
 
-GENRE = Head("genre", "sigmoid", ("Pop/Rock", "Electronic", "Classical", "Jazz"),
-             thresholds={"Pop/Rock": 0.4, "Electronic": 0.4, "Classical": 0.4, "Jazz": 0.4}, max_labels=2)
+GENRE = Head(
+    "genre",
+    "sigmoid",
+    ("Pop/Rock", "Electronic", "Classical", "Jazz"),
+    thresholds={"Pop/Rock": 0.4, "Electronic": 0.4, "Classical": 0.4, "Jazz": 0.4},
+    max_labels=2,
+)
 QUAD = Head("quadrant", "softmax", ("Q1", "Q2", "Q3", "Q4"))
 MUSIC = Head("music", "sigmoid", ("music",), thresholds={"music": 0.6})
 
 
 def _card(*heads: Head) -> ModelCard:
     fe = FrontendConfig()
-    return ModelCard(model_type="classifier", name="t", version="0", sha256="0" * 64, onnx_file="t.onnx",
-                     frontend=fe, heads=heads, inputs=(TensorSpec("features", ("batch", *fe.input_shape)),),
-                     outputs=tuple(TensorSpec(h.name, ("batch", len(h.labels))) for h in heads))
+    return ModelCard(
+        model_type="classifier",
+        name="t",
+        version="0",
+        sha256="0" * 64,
+        onnx_file="t.onnx",
+        frontend=fe,
+        heads=heads,
+        inputs=(TensorSpec("features", ("batch", *fe.input_shape)),),
+        outputs=tuple(TensorSpec(h.name, ("batch", len(h.labels))) for h in heads),
+    )
 
 
 def _result(heads: dict, warnings=()) -> TagResult:
-    return TagResult(heads=heads, votes={h: None for h in heads}, duration_s=30.0, n_windows=19,
-                     warnings=list(warnings))
+    return TagResult(
+        heads=heads, votes={h: None for h in heads}, duration_s=30.0, n_windows=19, warnings=list(warnings)
+    )
 
 
 def test_sigmoid_top_may_be_empty():
@@ -84,16 +98,23 @@ def test_music_only_above_its_threshold():
 
 def test_not_music_gets_no_genre_or_mood():
     card = _card(GENRE, QUAD, MUSIC)
-    r = _result({"genre": {"Pop/Rock": 0.9, "Electronic": 0.8, "Classical": 0.1, "Jazz": 0.1},
-                 "quadrant": {"Q1": 0.7, "Q2": 0.1, "Q3": 0.1, "Q4": 0.1}, "music": {"music": 0.3}})
+    r = _result(
+        {
+            "genre": {"Pop/Rock": 0.9, "Electronic": 0.8, "Classical": 0.1, "Jazz": 0.1},
+            "quadrant": {"Q1": 0.7, "Q2": 0.1, "Q3": 0.1, "Q4": 0.1},
+            "music": {"music": 0.3},
+        }
+    )
     assert not r.is_music(card)
     assert [r.top(h.name, card) for h in card.heads] == [[], [], []]
 
 
 def test_silence_is_not_music_even_with_a_high_music_score():
     card = _card(GENRE, MUSIC)
-    r = _result({"genre": {"Pop/Rock": 0.9, "Electronic": 0.1, "Classical": 0.1, "Jazz": 0.1},
-                 "music": {"music": 0.99}}, warnings=[WARN_SILENT])
+    r = _result(
+        {"genre": {"Pop/Rock": 0.9, "Electronic": 0.1, "Classical": 0.1, "Jazz": 0.1}, "music": {"music": 0.99}},
+        warnings=[WARN_SILENT],
+    )
     assert not is_music(r.heads, card, silent=True)
     assert r.top("music", card) == [] and r.top("genre", card) == []
 
@@ -126,16 +147,18 @@ def test_card_round_trips_temperature_and_cap(tmp_path):
     for name in ("tiny.onnx", "tiny.onnx.json", "registry.json"):
         shutil.copy(TINY / name, tmp_path / name)
     card = load_card(tmp_path / "tiny.onnx.json")
-    heads = tuple(dataclasses.replace(h, temperature=2.0, max_labels=1 if h.kind == "sigmoid" else None)
-                  for h in card.heads)
+    heads = tuple(
+        dataclasses.replace(h, temperature=2.0, max_labels=1 if h.kind == "sigmoid" else None) for h in card.heads
+    )
     dataclasses.replace(card, heads=heads).save(tmp_path / "tiny.onnx.json")
     again = load_card(tmp_path / "tiny.onnx.json")
     assert again.head("genre").temperature == 2.0 and again.head("genre").max_labels == 1
     assert again.sha256 == card.sha256
 
 
-@pytest.mark.parametrize("field,value", [("temperature", 0.0), ("temperature", -1.0), ("max_labels", 0),
-                                         ("max_labels", 1.5)])
+@pytest.mark.parametrize(
+    "field,value", [("temperature", 0.0), ("temperature", -1.0), ("max_labels", 0), ("max_labels", 1.5)]
+)
 def test_card_refuses_bad_decision_parameters(field, value):
     with pytest.raises(ModelLoadError, match=field):
         dataclasses.replace(GENRE, **{field: value})

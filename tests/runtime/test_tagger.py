@@ -42,7 +42,10 @@ def test_tag_array_is_the_mean_of_the_window_outputs(tagger):
     assert result.duration_s == pytest.approx(20.0)
 
 
-@pytest.mark.parametrize("fmt,subtype,ext", [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"), ("MP3", "MPEG_LAYER_III", "mp3"), ("OGG", "VORBIS", "ogg")])
+@pytest.mark.parametrize(
+    "fmt,subtype,ext",
+    [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"), ("MP3", "MPEG_LAYER_III", "mp3"), ("OGG", "VORBIS", "ogg")],
+)
 def test_tag_file_agrees_with_tag_array(tagger, tmp_path, fmt, subtype, ext):
     y = music_like(44100, 12.0, seed=2, channels=2)
     path = tmp_path / f"song.{ext}"

@@ -40,8 +40,9 @@ def test_calibration_lowers_the_ece():
     y, p = _calibrated_sample()
     distorted = calibrate(p, "sigmoid", 0.4)
     before = C.reliability_table(y, distorted, None)
-    after = C.reliability_table(y, calibrate(distorted, "sigmoid", C.fit_temperature(y, distorted, None, "sigmoid")),
-                                None)
+    after = C.reliability_table(
+        y, calibrate(distorted, "sigmoid", C.fit_temperature(y, distorted, None, "sigmoid")), None
+    )
     assert after["ece"] < before["ece"] / 3
     assert after["ece"] < 0.03
     assert sum(r["n"] for r in after["rows"]) == y.size == after["n"]
@@ -92,8 +93,12 @@ def test_fit_decisions_sets_one_threshold_per_sigmoid_head_and_caps():
     heads = {"genre": Head("genre", "sigmoid", ("a", "b", "c")), "quadrant": Head("quadrant", "softmax", ("x", "y"))}
     q = np.tile([[0.7, 0.3]], (600, 1))
     qy = np.eye(2)[(np.random.default_rng(5).uniform(size=600) > 0.7).astype(int)]
-    out = C.fit_decisions(heads, {"genre": y, "quadrant": qy}, {"genre": p, "quadrant": q},
-                          {"genre": np.ones_like(y, bool), "quadrant": np.ones_like(qy, bool)})
+    out = C.fit_decisions(
+        heads,
+        {"genre": y, "quadrant": qy},
+        {"genre": p, "quadrant": q},
+        {"genre": np.ones_like(y, bool), "quadrant": np.ones_like(qy, bool)},
+    )
     g = out["genre"]
     assert len(set(g.thresholds.values())) == 1 and g.max_labels == 2 and g.temperature > 0
     assert out["quadrant"].max_labels is None and out["quadrant"].thresholds is None

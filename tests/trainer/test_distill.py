@@ -59,8 +59,19 @@ def write_standin_cache(out: Path, clips: list[tuple[str, str, str, Path]], spar
             name = entry_name(key, path)
             arrays = {k: v.astype(np.float16) for k, v in standin_outputs(y, starts).items()}
             np.savez_compressed(folder / f"{name}.npz", starts=starts.astype(np.int32), **arrays)
-            man.write(json.dumps({"key": key, "dataset": ds, "split": split, "file": str(path), "entry": name,
-                                  "n_windows": len(starts)}) + "\n")
+            man.write(
+                json.dumps(
+                    {
+                        "key": key,
+                        "dataset": ds,
+                        "split": split,
+                        "file": str(path),
+                        "entry": name,
+                        "n_windows": len(starts),
+                    }
+                )
+                + "\n"
+            )
     return folder
 
 
@@ -119,9 +130,12 @@ def test_a_copied_cache_matches_by_key_and_size(tmp_path):
 
 
 def test_nearest_window_and_sparse_epochs(tmp_path):
-    t = distill.TeacherTargets(starts=[np.array([0, 64, 128]), np.array([0, 256])],
-                               tags=[np.zeros((3, 2)), np.zeros((2, 2))], features=[None, None],
-                               sparse=np.array([False, True]))
+    t = distill.TeacherTargets(
+        starts=[np.array([0, 64, 128]), np.array([0, 256])],
+        tags=[np.zeros((3, 2)), np.zeros((2, 2))],
+        features=[None, None],
+        sparse=np.array([False, True]),
+    )
     assert t.nearest(0, 70, 32) == 1 and t.nearest(0, 100, 32) == 2 and t.nearest(1, 128, 32) is None
 
     class S:
@@ -157,9 +171,11 @@ def test_distilled_run_exports_a_tags_head(data_root, tmp_path):  # noqa: F811
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, music_like(SR, 9.0, seed=50 + k), SR, format="OGG", subtype="VORBIS")
         debian.append((f"debian/pkg/track{k}.ogg", "debian", "train", path))
-    write_standin_cache(tmp_path / "teacher",
-                        [(c.key, c.dataset, "?", c.resolve(data_root)) for c in clips] + debian,
-                        sparse={d[0] for d in debian})
+    write_standin_cache(
+        tmp_path / "teacher",
+        [(c.key, c.dataset, "?", c.resolve(data_root)) for c in clips] + debian,
+        sparse={d[0] for d in debian},
+    )
     cfg = _config(tmp_path, teacher_dir=str(tmp_path / "teacher"), epochs=2, debian_windows=2)
     run = train_classifier(cfg, data_root)
 

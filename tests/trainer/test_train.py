@@ -18,7 +18,17 @@ pytest.importorskip("onnx", reason="the trainer tests need the train extra (onnx
 
 SR = 22050
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
-EMOTIONS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power", "joyful_activation", "tension", "sadness")
+EMOTIONS = (
+    "amazement",
+    "solemnity",
+    "tenderness",
+    "nostalgia",
+    "calmness",
+    "power",
+    "joyful_activation",
+    "tension",
+    "sadness",
+)
 
 
 def _csv(path: Path, header, rows):
@@ -43,7 +53,17 @@ def data_root(tmp_path_factory):
         q = QUADRANTS[i % 4]
         f = f"4q/audio/{q}/MT{i:06d}.ogg"
         _audio(root / f, music_like(SR, 3.5, seed=i))
-        rows.append([f, f"MT{i:06d}", q, f"Artist {i}", f"Song {i}", "Pop/Rock;Jazz" if i % 3 else "Jazz", "calm;happy" if i % 2 else "tense"])
+        rows.append(
+            [
+                f,
+                f"MT{i:06d}",
+                q,
+                f"Artist {i}",
+                f"Song {i}",
+                "Pop/Rock;Jazz" if i % 3 else "Jazz",
+                "calm;happy" if i % 2 else "tense",
+            ]
+        )
     _csv(root / "4q" / "4q.csv", ["file", "song_id", "quadrant", "artist", "title", "allmusic_genres", "moods"], rows)
     emo = []
     for i in range(8):
@@ -51,7 +71,11 @@ def data_root(tmp_path_factory):
         f = f"emotify/audio/{g}/{i}.ogg"
         _audio(root / f, music_like(SR, 3.5, seed=100 + i))
         emo.append([f, i, g, 10, *[round(((i + k) % 10) / 10, 2) for k in range(9)]])
-    _csv(root / "emotify" / "emotify.csv", ["file", "track_id", "genre", "n_annotators", *(f"frac_{e}" for e in EMOTIONS)], emo)
+    _csv(
+        root / "emotify" / "emotify.csv",
+        ["file", "track_id", "genre", "n_annotators", *(f"frac_{e}" for e in EMOTIONS)],
+        emo,
+    )
     esc = []
     rng = np.random.default_rng(0)
     for c in range(10):
@@ -66,9 +90,21 @@ def data_root(tmp_path_factory):
 def _config(tmp_path, **kw):
     from mirtag.trainer.train import TrainConfig
 
-    base = dict(name="tiny-trained", version="0.1.0", out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
-                workers=1, noise_variants=1, min_genre=1, min_mood=1, channels=(4, 8), epochs=1, batch_size=16,
-                threads=1, patience=5)
+    base = dict(
+        name="tiny-trained",
+        version="0.1.0",
+        out_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+        workers=1,
+        noise_variants=1,
+        min_genre=1,
+        min_mood=1,
+        channels=(4, 8),
+        epochs=1,
+        batch_size=16,
+        threads=1,
+        patience=5,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -80,7 +116,11 @@ def test_train_export_and_tag_end_to_end(data_root, tmp_path):
 
     run = train_classifier(_config(tmp_path), data_root)
     export = run / "export"
-    assert sorted(p.name for p in export.iterdir()) == ["tiny-trained.onnx", "tiny-trained.onnx.json", "tiny-trained.pt"]
+    assert sorted(p.name for p in export.iterdir()) == [
+        "tiny-trained.onnx",
+        "tiny-trained.onnx.json",
+        "tiny-trained.pt",
+    ]
     assert not list(run.rglob("*.onnx.data")), "weights must stay inside the .onnx"
     card = load_card(export / "tiny-trained.onnx")
     assert [h.name for h in card.heads] == ["genre", "quadrant", "moods", "music", "emotions"]
@@ -89,7 +129,11 @@ def test_train_export_and_tag_end_to_end(data_root, tmp_path):
     # decisions fitted on validation: a temperature per head, one threshold per sigmoid head, caps
     assert all(h.temperature and h.temperature > 0 for h in card.heads)
     assert len(set(card.head("moods").thresholds.values())) == 1
-    assert (card.head("genre").max_labels, card.head("moods").max_labels, card.head("quadrant").max_labels) == (2, 3, None)
+    assert (card.head("genre").max_labels, card.head("moods").max_labels, card.head("quadrant").max_labels) == (
+        2,
+        3,
+        None,
+    )
     decisions = json.loads((run / "decisions.json").read_text())
     assert decisions["genre"]["temperature"] == card.head("genre").temperature
     assert card.provenance["export"]["parity_max_abs_diff"] <= 1e-3
@@ -207,9 +251,17 @@ def test_evaluate_writes_robustness_and_domain_shift(data_root, tmp_path):
     assert "robustness" in (run / "report.md").read_text()
     # Every head's decisions, at the thresholds tuned on validation.
     test = report["test"]
-    for key in ("quadrant_weighted_precision", "quadrant_weighted_recall", "quadrant_macro_roc_auc",
-                "genre_top1_accuracy", "genre_macro_f1", "genre_weighted_f1", "moods_label_accuracy",
-                "music_accuracy", "music_weighted_f1"):
+    for key in (
+        "quadrant_weighted_precision",
+        "quadrant_weighted_recall",
+        "quadrant_macro_roc_auc",
+        "genre_top1_accuracy",
+        "genre_macro_f1",
+        "genre_weighted_f1",
+        "moods_label_accuracy",
+        "music_accuracy",
+        "music_weighted_f1",
+    ):
         assert key in test, key
     thresholds = json.loads((run / "thresholds.json").read_text())
     assert [r["threshold"] for r in test["genre_per_label"]] == [round(t, 3) for t in thresholds["genre"]]
@@ -234,9 +286,20 @@ def test_generator_trains_exports_and_matches_onnx(data_root, tmp_path):
     models = tmp_path / "models"
     assert CliRunner().invoke(app, ["export", str(run), "--out", str(models)]).exit_code == 0
     real = np.random.default_rng(0).random((64, 2, 84, 128)).astype(np.float16)
-    cfg = GanConfig(out_dir=str(tmp_path / "gan"), classifier=str(models), gen_channels=(8, 8, 4, 4),
-                    critic_channels=(4, 4, 8, 8), batch_size=4, steps=4, eval_every=2, eval_samples=16, threads=1,
-                    dist_weight=1.0, diversity_weight=1.0, map_grid=3)
+    cfg = GanConfig(
+        out_dir=str(tmp_path / "gan"),
+        classifier=str(models),
+        gen_channels=(8, 8, 4, 4),
+        critic_channels=(4, 4, 8, 8),
+        batch_size=4,
+        steps=4,
+        eval_every=2,
+        eval_samples=16,
+        threads=1,
+        dist_weight=1.0,
+        diversity_weight=1.0,
+        map_grid=3,
+    )
     gan = train_generator(cfg, data_root, real=real)
     history = json.loads((gan / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4]
@@ -289,8 +352,10 @@ def test_train_command_refuses_an_unknown_device_before_any_work(data_root, tmp_
     from mirtag.cli.main import app
     from mirtag.runtime.errors import ParameterError
 
-    result = CliRunner().invoke(app, ["train", "classifier", "--data-root", str(data_root), "--device", "tpu",
-                                      "--out-dir", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        app,
+        ["train", "classifier", "--data-root", str(data_root), "--device", "tpu", "--out-dir", str(tmp_path / "run")],
+    )
     assert result.exit_code != 0 and isinstance(result.exception, ParameterError)
     assert "unknown device 'tpu'" in str(result.exception)
     assert not (tmp_path / "run").exists()
