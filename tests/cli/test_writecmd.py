@@ -153,8 +153,9 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(tmp_path):
 
     lib = tmp_path / "lib"
     lib.mkdir()
-    files = [make_mp3(lib / f"p{i}.mp3", 4 - i % 2, genre=None, padding=4096 if i % 3 else 0) for i in range(6)]
-    files += [make_vorbis(lib / f"v{i}.flac", "FLAC") for i in range(2)]
+    # Enough files, and kills soon enough after the first journal record, that an idle machine is still mid-run.
+    files = [make_mp3(lib / f"p{i}.mp3", 4 - i % 2, genre=None, padding=4096 if i % 3 else 0) for i in range(12)]
+    files += [make_vorbis(lib / f"v{i}.flac", "FLAC") for i in range(4)]
     rows = _rows(tmp_path, *files)
     old = {f: taglib_tags(f) for f in files}
     audio = {f: ffmpeg_md5(f) for f in files}
@@ -172,7 +173,7 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(tmp_path):
         deadline = time.monotonic() + 120
         while records() == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)  # wait for the first journal record: the writes have begun
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.05))
         proc.kill()
         proc.wait()
         written.append(sum(taglib_tags(f).get("MOOD") == ["calm"] for f in files))
