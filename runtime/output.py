@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .interrupts import deferred_signals
 from .rows import (
     OutputError,
     RowWriter,
@@ -60,32 +61,42 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`OutputLockedError` at once (never waits)."""
+        """Take the lock or raise :class:`OutputLockedError` at once (never waits).
+
+        Ctrl-C and SIGTERM are held back until the lock is either fully taken (and
+        known to :meth:`release`) or not taken at all, so an interrupt can never
+        leave a lock file behind.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                _lock_fd(fd)
-            except OSError as exc:
+        with deferred_signals():
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    _lock_fd(fd)
+                except OSError as exc:
+                    os.close(fd)
+                    if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise OutputLockedError(
+                            f"{self._target()} is being written by another mirtag scan "
+                            f"({self._holder()}); wait for it to finish or use another --out"
+                        ) from None
+                    raise
+                # The holder before us may have unlinked the file between our open and
+                # our lock: then we locked an orphan inode, and must start over.
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
                 os.close(fd)
-                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise OutputLockedError(
-                        f"{self._target()} is being written by another mirtag scan "
-                        f"({self._holder()}); wait for it to finish or use another --out"
-                    ) from None
-                raise
-            # The holder before us may have unlinked the file between our open and
-            # our lock: then we locked an orphan inode, and must start over.
+            self._fd = fd
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:
+                self.release()
+                raise
 
     def _target(self) -> str:
         return str(self.path)[: -len(".lock")]
@@ -101,12 +112,13 @@ class OutputLock:
         """Drop the lock and remove the lock file (unlinked while still held, so no one can race us)."""
         if self._fd is None:
             return
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-        os.close(self._fd)
-        self._fd = None
+        with deferred_signals():
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> OutputLock:
         self.acquire()

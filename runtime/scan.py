@@ -615,6 +615,7 @@ def scan(
         ``out`` is in use by another scan, is not a mirtag output or holds rows
         made with other settings, or cannot be written.
     """
+    from .interrupts import deferred_signals
     from .output import open_output
     from .rows import format_of, row_key
 
@@ -641,17 +642,19 @@ def scan(
     try:
         if out is not None:
             fmt = format_of(os.fspath(out), fmt)
-            output = open_output(
-                out,
-                fmt,
-                heads=[h.name for h in card.heads],
-                model_sha256=card.sha256,
-                coverage=settings.coverage,
-                settings=output_settings(settings),
-                resume=resume,
-                retry_errors=retry_errors,
-                select=open_embeddings if embeddings is not None else None,
-            )
+            # Signals wait until ``output`` holds the locked file, so the finally below always closes it.
+            with deferred_signals():
+                output = open_output(
+                    out,
+                    fmt,
+                    heads=[h.name for h in card.heads],
+                    model_sha256=card.sha256,
+                    coverage=settings.coverage,
+                    settings=output_settings(settings),
+                    resume=resume,
+                    retry_errors=retry_errors,
+                    select=open_embeddings if embeddings is not None else None,
+                )
         elif embeddings is not None:
             open_embeddings([])
         kept = output.kept if output is not None else {}

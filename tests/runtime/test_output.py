@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -97,6 +98,45 @@ def test_a_lock_holder_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
         holder.kill()
         holder.wait()
     _open(out).close()
+
+
+def test_ctrl_c_landing_anywhere_in_taking_or_dropping_the_lock_leaves_no_lock_file(tmp_path):
+    # The child takes and drops the lock in a tight loop, the way a scan's start and end do;
+    # an interrupt at any bytecode must leave no <out>.lock behind.
+    out = tmp_path / "t.jsonl"
+    code = (
+        "from mirtag.runtime.output import OutputLock\n"
+        f"lock = OutputLock({str(out)!r})\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    try:\n"
+        "        lock.acquire()\n"
+        "    finally:\n"
+        "        lock.release()\n"
+    )
+    rng = np.random.default_rng(0)
+    for delay in rng.uniform(0.0, 0.02, size=40):
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+        assert "KeyboardInterrupt" in err, err
+        assert not Path(f"{out}.lock").exists(), f"lock file left by an interrupt after {delay * 1000:.1f} ms"
+
+
+def test_deferred_signals_hold_ctrl_c_until_the_block_ends():
+    from mirtag.runtime.interrupts import deferred_signals
+
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached_the_end = True
+    assert reached_the_end
 
 
 @pytest.mark.parametrize(
