@@ -5,10 +5,25 @@ paying the imports and the cache load (the difference between a first result
 in well under two seconds and three).
 """
 
+import sys
+
 import numpy as np
 
 from . import audio  # noqa: F401 - soundfile and soxr, imported once for every worker
-from .frontend import Frontend
 
-# Only the kernels a worker runs (the frontend's): each cached kernel costs a load.
-Frontend().analyze(np.random.default_rng(0).standard_normal(22050 * 4).astype(np.float32), 22050)
+# numba's first kernel load imports numba.np.arraymath, which imports scipy.linalg (when
+# scipy is installed) only to learn whether np.dot may be used inside kernels: a quarter
+# of a second of CPU, on the path to the first result. The frontend's kernels use no BLAS,
+# and this process and its workers run nothing else, so scipy is hidden for that load
+# (an import of it fails, numba notes "no BLAS") and put back for anything later.
+_hidden = "scipy" not in sys.modules
+if _hidden:
+    sys.modules["scipy"] = None  # type: ignore[assignment] - the documented way to make an import fail
+try:
+    from .frontend import Frontend
+
+    # Only the kernels a worker runs (the frontend's): each cached kernel costs a load.
+    Frontend().analyze(np.random.default_rng(0).standard_normal(22050 * 4).astype(np.float32), 22050)
+finally:
+    if _hidden and sys.modules.get("scipy", 0) is None:
+        del sys.modules["scipy"]

@@ -13,14 +13,19 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import audio, decisions
 from .card import ModelCard, load_card, resolve_model
 from .errors import ModelLoadError
-from .frontend import Features, Frontend
 from .session import Session
+
+if TYPE_CHECKING:
+    # Imported where used: the frontend pulls in numba (about half a CPU second), and a
+    # scan's parent process only aggregates windows the workers computed.
+    from .frontend import Features, Frontend
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -165,6 +170,8 @@ class Tagger:
         card = resolve_model(None) if path is None else load_card(path)
         if card.model_type != "classifier":
             raise ModelLoadError(f"{card.path}: is a {card.model_type}, not a classifier")
+        from .frontend import Frontend
+
         return cls(card, Session(card, device, threads, batch_size), Frontend.from_card(card))
 
     @property
@@ -219,6 +226,7 @@ def _counting(chunks: Iterable[np.ndarray], counter: list[int]) -> Iterable[np.n
 def warmup() -> None:
     """Compile (or load from numba's cache) every DSP kernel before the first file."""
     from . import dsp
+    from .frontend import Frontend
 
     fe = Frontend()
     y = np.random.default_rng(0).standard_normal(fe.config.sample_rate * 4).astype(np.float32)

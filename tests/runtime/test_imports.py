@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
 
 
 def test_runtime_imports_no_torch_typer_or_rich():
@@ -57,3 +60,35 @@ def test_public_names_resolve_on_first_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_a_scan_parent_never_loads_numba(tmp_path):
+    # The parent only aggregates what the workers computed: numba (half a CPU second at start)
+    # belongs to the forkserver and its workers alone.
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(22050, np.float32), 22050)
+    code = (
+        "import sys\n"
+        "from mirtag.runtime.scan import ScanSettings, scan\n"
+        f"rows = list(scan([{str(tmp_path)!r}], ScanSettings(model={TINY!r}, workers=1, device='cpu')))\n"
+        "assert rows and rows[0]['status'] == 'ok', rows\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_worker_preload_hides_scipy_only_while_it_loads_the_kernels():
+    code = (
+        "import sys, importlib.util\n"
+        "import mirtag.runtime._preload\n"
+        "import numba.np.arraymath\n"
+        "print(numba.np.arraymath._HAVE_BLAS, 'scipy' in sys.modules)\n"
+        "if importlib.util.find_spec('scipy') is not None:\n"
+        "    import scipy.linalg\n"  # importable again afterwards
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "ok"]
