@@ -55,6 +55,12 @@ from __future__ import annotations
 import os
 
 _USER_ENV = dict(os.environ)  # what the mirtag subprocess gets
+# An installed mirtag has compiled bytecode (pip writes it); a development checkout run with
+# PYTHONDONTWRITEBYTECODE=1 would compile every module of ours from source at each start
+# (a tenth of a second or more of start-up no user pays), so the scan may write its caches.
+_BYTECODE_NOTE = (
+    "PYTHONDONTWRITEBYTECODE removed for the scan" if _USER_ENV.pop("PYTHONDONTWRITEBYTECODE", None) else ""
+)
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"  # the reference: one thread per worker process
 
@@ -663,7 +669,7 @@ def main() -> None:
     load_start = load_average()
     log(f"load average at start: {load_start} ({os.cpu_count()} CPUs)")
     log(f"model: {card.ref} from {origin}: {model_arg}")
-    log(f"scan command: {' '.join(mirtag_command())} scan ...")
+    log(f"scan command: {' '.join(mirtag_command())} scan ...{f' ({_BYTECODE_NOTE})' if _BYTECODE_NOTE else ''}")
     lib: Library = ensure_library(args.library, args.quick, log=log)
     main_files = lib.paths(lib.main)
     main_s = lib.seconds(lib.main)
