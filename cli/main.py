@@ -318,6 +318,10 @@ def train_classifier_cmd(
     device: Annotated[
         Optional[str], typer.Option(help="auto (a CUDA GPU when there is one), cpu or cuda[:N]; overrides the config.")
     ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the config's seed (the seeds of a comparison).")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Override the config's torch CPU threads (1 each for two runs side by side).")
+    ] = None,
 ) -> None:
     """Train the multi-head classifier, evaluate it on the test split and export it to ONNX."""
     from mirtag.trainer import require_torch
@@ -326,7 +330,7 @@ def train_classifier_cmd(
     from mirtag.trainer.data import data_root as resolve_root
     from mirtag.trainer.train import TrainConfig, train_classifier
 
-    cfg = TrainConfig.from_toml(config, out_dir=out_dir, epochs=epochs, device=device)
+    cfg = TrainConfig.from_toml(config, out_dir=out_dir, epochs=epochs, device=device, seed=seed, threads=threads)
     reporter = _RichReporter()
     try:
         run = train_classifier(cfg, resolve_root(data_root), resume=resume, reporter=reporter)
