@@ -5,11 +5,19 @@ paying the imports and the cache load (the difference between a first result
 in well under two seconds and three).
 """
 
+import os
 import sys
 
-import numpy as np
+from .env import SINGLE_THREAD_ENV
 
-from . import audio  # noqa: F401 - soundfile and soxr, imported once for every worker
+# Before numpy and numba load (they read these once): one thread per worker. Set here, in the
+# server, rather than in the parent's os.environ around the server's start, where the edit
+# could race other threads of the parent (onnxruntime's, Ray's) reading the environment.
+os.environ.update(SINGLE_THREAD_ENV)
+
+import numpy as np  # noqa: E402
+
+from . import audio  # noqa: E402, F401 - soundfile and soxr, imported once for every worker
 
 # numba's first kernel load imports numba.np.arraymath, which imports scipy.linalg (when
 # scipy is installed) only to learn whether np.dot may be used inside kernels: a quarter

@@ -136,7 +136,10 @@ class _DecodeWorker:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        with self._child_env():
+        # The forkserver's preload sets the one-thread environment; only a spawned child needs it
+        # set here (os.environ edits race the actor's own threads, so none when avoidable).
+        spawn = self._ctx.get_start_method() == "spawn"
+        with self._child_env() if spawn else contextlib.nullcontext():
             self.proc = self._ctx.Process(
                 target=worker_main, args=(child, *self._args), daemon=True, name="mirtag-ray-decoder"
             )

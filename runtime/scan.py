@@ -256,37 +256,36 @@ class Scanner:
         except ValueError:  # no forkserver (Windows, macOS without it)
             self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
-        # The session loads on a thread while the forkserver boots (about a second of imports
-        # and numba cache loads): on 2 cores the two overlap. Workers fork from the server,
-        # never from this process, so onnxruntime's threads stay out of them.
-        made: dict[str, Any] = {}
-        loader = threading.Thread(target=self._load_session, args=(made,), name="mirtag-session", daemon=True)
-        loader.start()
+        # The forkserver is spawned first and boots (imports, numba cache loads: about half a
+        # second) while this thread loads the session; the first worker's start then waits for
+        # the server. (The session once loaded on a second thread: setenv around process starts
+        # racing onnxruntime's getenv crashed a CI run.) Workers fork from the server, never
+        # from this process, so onnxruntime's threads stay out of them.
         try:
-            for _ in range(s.workers):
-                self._workers.append(self._start_worker())
-        finally:
-            loader.join()
-            if "error" in made:
-                self.close()
-        if "error" in made:
-            raise made["error"]
-        self.session = made["session"]
-        self.provider = self.session.provider
-
-    def _load_session(self, made: dict[str, Any]) -> None:
-        s = self.settings
-        try:
+            self._boot_server()
             from . import tagger  # noqa: F401 - the accumulator's import, off the first file's path
 
             # One intra-op thread: on the CPU the workers keep the other cores; on CUDA it is plenty.
-            made["session"] = Session(self.card, s.device, s.threads or 1, s.batch_size)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by __init__ in the caller's thread
-            made["error"] = exc
+            self.session = Session(self.card, s.device, s.threads or 1, s.batch_size)
+            self.provider = self.session.provider
+            for _ in range(s.workers):
+                self._workers.append(self._start_worker())
+        except BaseException:
+            self.close()
+            raise
+
+    def _boot_server(self) -> None:
+        """Spawn the forkserver now (without waiting for it) so that it boots while the session loads."""
+        if self._ctx.get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        with child_env():
+        # A forkserver's preload sets the workers' one-thread environment itself; a spawned
+        # child (no forkserver on this platform) reads the parent's at its start.
+        with child_env() if self._ctx.get_start_method() == "spawn" else contextlib.nullcontext():
             proc = self._ctx.Process(
                 target=worker_main,
                 args=(child, self.card.frontend, self.settings.coverage),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
 
 TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
 
@@ -92,3 +94,18 @@ def test_the_worker_preload_hides_scipy_only_while_it_loads_the_kernels():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "ok"]
+
+
+def test_the_worker_preload_makes_numba_and_blas_single_threaded_before_they_load():
+    # Scan workers fork from a server that imports this preload first: one thread each, set in
+    # the server itself (the parent's environment is never edited while its threads run).
+    code = (
+        "import os\n"
+        "import mirtag.runtime._preload\n"
+        "import numba\n"
+        "print(numba.config.NUMBA_NUM_THREADS, os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1", "1"], out.stdout
