@@ -194,6 +194,11 @@ def run_scan(
                 # A signal that lands while the generator waits at a yield leaves it open: close it now (output
                 # closed and unlocked, workers stopped) rather than whenever it is garbage-collected.
                 rows.close()
+        if out != "-":
+            from mirtag.runtime.output import OutputLock
+
+            with contextlib.suppress(KeyboardInterrupt, OSError):
+                OutputLock.remove_stale(out)  # the interrupt may have landed as the lock was being dropped
         err.print(
             "interrupted: rows written so far are kept; run the same command to resume", markup=False, highlight=False
         )

@@ -22,8 +22,8 @@ def deferred_signals() -> Iterator[None]:
     ``finally`` clean-up sees the resource. (Blocking with ``pthread_sigmask`` would not
     do: any other thread, a progress bar's for one, would take the signal instead.)
     Outside the main thread, where handlers cannot be set, this is a no-op; so is it
-    for a signal whose handler was not set from Python. Keep the block short: Ctrl-C
-    waits for it.
+    for a signal that is ignored or whose handler was not set from Python. Keep the
+    block short: Ctrl-C waits for it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -37,7 +37,7 @@ def deferred_signals() -> Iterator[None]:
     try:
         for sig in _DEFERRED:
             handler = signal.getsignal(sig)
-            if handler is not None:
+            if handler is not None and handler != signal.SIG_IGN:  # an ignored signal stays ignored
                 old[sig] = handler
                 signal.signal(sig, hold)
         yield

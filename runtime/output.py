@@ -58,6 +58,7 @@ class OutputLock:
 
     def __init__(self, out: str | os.PathLike[str]):
         self.path = Path(os.fspath(out) + ".lock")
+        self._name = os.fspath(self.path)  # a str: os.unlink(Path) would call Path.__fspath__, a Python method
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -110,15 +111,32 @@ class OutputLock:
 
     def release(self) -> None:
         """Drop the lock and remove the lock file (unlinked while still held, so no one can race us)."""
-        if self._fd is None:
+        fd = self._fd
+        if fd is None:
             return
-        with deferred_signals():
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            os.close(self._fd)
+        # Only C calls from here on: Python checks for signals when a Python function starts, so a
+        # Ctrl-C can land on entry to this method but not between the unlink and the close.
+        try:
+            os.unlink(self._name)
+        except OSError:
+            pass
+        finally:
             self._fd = None
+            os.close(fd)
+
+    @classmethod
+    def remove_stale(cls, out: str | os.PathLike[str]) -> bool:
+        """Remove ``<out>.lock`` when no process holds it (left by an interrupt that landed as
+        the lock was being dropped); True when one was removed. Never waits, never takes a held lock."""
+        lock = cls(out)
+        if not lock.path.exists():
+            return False
+        try:
+            lock.acquire()
+        except (OutputLockedError, OSError):  # held, or unreadable: not ours to remove
+            return False
+        lock.release()
+        return True
 
     def __enter__(self) -> OutputLock:
         self.acquire()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
@@ -36,11 +37,21 @@ _STDERR_LOCK = threading.Lock()
 
 
 def import_onnxruntime():
-    """Import onnxruntime, or say exactly how to install it."""
+    """Import onnxruntime, or say exactly how to install it (or that the installed one is broken)."""
+    from .interrupts import deferred_signals
+
     try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError(f"onnxruntime is not installed: run  {INSTALL_HINT}") from None
+        # Ctrl-C waits for the import: an interrupt inside the extension's initialisation
+        # comes out of pybind11 as an ImportError, which would read as "not installed".
+        with deferred_signals():
+            import onnxruntime
+    except ImportError as exc:
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise MissingDependencyError(f"onnxruntime is not installed: run  {INSTALL_HINT}") from None
+        raise MissingDependencyError(
+            f"onnxruntime is installed but cannot be imported ({' '.join(str(exc).split())}); reinstall it:  "
+            f"pip install --force-reinstall onnxruntime  (or onnxruntime-gpu)"
+        ) from None
     # Warnings about graph optimisation and provider assignment are noise for users.
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime

@@ -141,3 +141,57 @@ def test_onnxruntime_gpu_without_cuda_stays_quiet(tmp_path):
     assert ort_file.startswith(str(target)), "the test must run the GPU build"
     assert "cuda refused" in run.stdout
     assert run.stderr.strip() == "", f"CUDA noise reached the terminal: {run.stderr[:500]}"
+
+
+def test_ctrl_c_while_onnxruntime_imports_is_an_interrupt_never_not_installed(tmp_path):
+    # pybind11 turns an exception inside an extension's initialisation into an ImportError, so a
+    # Ctrl-C landing there once read as "onnxruntime is not installed" (seen in CI). The stand-in
+    # package does what the real one does in that window: Ctrl-C arrives mid-initialisation and
+    # an interrupt there comes out as ImportError. The import must hold Ctrl-C until it is done.
+    fake = tmp_path / "onnxruntime"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    raise ImportError('initialization failed') from exc\n"
+        "def set_default_logger_severity(level):\n"
+        "    pass\n"
+    )
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # a CI job may start us with SIGINT ignored
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from mirtag.runtime.session import import_onnxruntime\n"
+        "try:\n"
+        "    import_onnxruntime()\n"
+        "    print('no interrupt')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', 'onnxruntime' in sys.modules)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "interrupted True", out.stdout + out.stderr[-2000:]
+
+
+def test_a_broken_onnxruntime_install_is_named_as_broken_not_missing(tmp_path):
+    # A package that is there but fails to import gets the reinstall hint, not the install one.
+    fake = tmp_path / "onnxruntime"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('libonnxruntime.so: cannot open shared object file')\n")
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from mirtag.runtime.session import import_onnxruntime\n"
+        "from mirtag.runtime.errors import MissingDependencyError\n"
+        "try:\n"
+        "    import_onnxruntime()\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "installed but cannot be imported" in out.stdout and "cannot open shared object file" in out.stdout
+    assert "--force-reinstall" in out.stdout
