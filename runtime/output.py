@@ -138,6 +138,12 @@ class OutputLock:
         lock.release()
         return True
 
+    def __del__(self) -> None:
+        # A lock dropped unreleased (its owner's close() interrupted on entry) is released when
+        # it is collected, as a file object closes, so the process does not hold it for ever.
+        if getattr(self, "_fd", None) is not None:
+            self.release()
+
     def __enter__(self) -> OutputLock:
         self.acquire()
         return self
