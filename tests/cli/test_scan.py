@@ -18,6 +18,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mirtag.cli.main import app
+from tests.scanargs import MIRTAG, scan_args
 from tests.conftest import music_like
 
 TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
@@ -191,22 +192,7 @@ def test_scan_killed_with_sigkill_resumes_to_exactly_one_row_per_file(tmp_path):
     for i in range(24):
         sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
     out = tmp_path / "tags.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mirtag.cli.main",
-        "scan",
-        str(root),
-        "--out",
-        str(out),
-        "--model",
-        TINY,
-        "-q",
-        "--workers",
-        "1",
-        "--batch-size",
-        "4",
-    ]
+    cmd = [*MIRTAG, *scan_args(root, out, "-q", "--batch-size", "4")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):

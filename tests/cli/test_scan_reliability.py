@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.scanargs import scan_args
 from tests.conftest import music_like
 
 TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
@@ -115,18 +116,7 @@ def _limit_file_size(limit: int):
 def test_a_full_disk_is_one_line_exit_1_and_the_next_run_completes(tmp_path, ext):
     expect = make_library(tmp_path / "lib", 12, seconds=1.0)
     out = tmp_path / f"tags.{ext}"
-    full = run_cli(
-        "scan",
-        str(tmp_path / "lib"),
-        "--out",
-        str(out),
-        "--model",
-        TINY,
-        "-q",
-        "--workers",
-        "1",
-        preexec_fn=_limit_file_size(2500),
-    )
+    full = run_cli(*scan_args(tmp_path / "lib", out, "-q"), preexec_fn=_limit_file_size(2500))
     assert full.returncode == 1, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write the output" in lines[0] and "Traceback" not in full.stderr, full.stderr

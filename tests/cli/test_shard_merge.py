@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mirtag.runtime.walk import iter_audio_files
-from tests.cli.test_scan import TINY, build_library, read_jsonl, run_cli
+from tests.scanargs import scan_args
+from tests.cli.test_scan import build_library, read_jsonl, run_cli
 
 
 def row_paths(rows) -> list[bytes]:
@@ -32,23 +33,7 @@ def shard_outputs(tmp_path_factory):
     for i in (1, 2, 3):
         root = lib if i != 2 else mount2  # shard 2 runs on "another machine"
         out = base / f"part{i}.jsonl"
-        r = run_cli(
-            "scan",
-            str(root),
-            "--out",
-            str(out),
-            "--model",
-            TINY,
-            "--device",
-            "cpu",
-            "--workers",
-            "1",
-            "--shard",
-            f"{i}/3",
-            "--quiet",
-            "--time-limit",
-            "60",
-        )
+        r = run_cli(*scan_args(root, out, "--shard", f"{i}/3", "--quiet", "--time-limit", "60"))
         assert r.returncode == 0, r.stderr
         outs.append(out)
     return lib, mount2, outs
@@ -78,21 +63,7 @@ def test_merge_joins_shards_into_one_row_per_file(shard_outputs, tmp_path):
     assert "duplicates dropped" in r.stderr
     # the merged output keeps the settings sidecar, so a later scan can resume into it
     assert json.loads((tmp_path / "all.jsonl.mirtag.json").read_text())["schema_version"] == 1
-    again = run_cli(
-        "scan",
-        str(lib),
-        "--out",
-        str(merged),
-        "--model",
-        TINY,
-        "--device",
-        "cpu",
-        "--workers",
-        "1",
-        "--shard",
-        "1/3",
-        "--no-retry-errors",
-    )  # error rows are otherwise retried
+    again = run_cli(*scan_args(lib, merged, "--shard", "1/3", "--no-retry-errors"))  # error rows are otherwise retried
     assert again.returncode == 0, again.stderr
     assert "0 files to scan" in again.stderr
 
@@ -177,19 +148,7 @@ def test_path_map_gives_every_row_this_machines_paths_and_the_merged_output_resu
     assert r.returncode == 0, r.stderr
     everything = sorted(os.fsencode(p) for p in iter_audio_files([lib]))
     assert sorted(row_paths(read_jsonl(merged))) == everything  # shard 2's rows now name lib's files
-    again = run_cli(
-        "scan",
-        str(lib),
-        "--out",
-        str(merged),
-        "--model",
-        TINY,
-        "--device",
-        "cpu",
-        "--workers",
-        "1",
-        "--no-retry-errors",
-    )
+    again = run_cli(*scan_args(lib, merged, "--no-retry-errors"))
     assert again.returncode == 0, again.stderr
     assert "0 files to scan" in again.stderr
     bad = run_cli("merge", str(tmp_path / "x.jsonl"), str(outs[0]), "--path-map", "nothing-to-map")

@@ -9,6 +9,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from mirtag.cli.main import app
+from tests.scanargs import scan_args
 from tests.synth import music_like
 
 TINY = str(Path(__file__).parents[1] / "fixtures" / "tiny")
@@ -35,23 +36,6 @@ def scanned(tmp_path_factory):
     make_library(root)
     out = root.parent / f"{root.name}-tags.jsonl"
     emb = root.parent / f"{root.name}-tags.emb"
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            str(root),
-            "--out",
-            str(out),
-            "--model",
-            TINY,
-            "--device",
-            "cpu",
-            "--workers",
-            "1",
-            "-q",
-            "--embeddings",
-            str(emb),
-        ],
-    )
+    result = CliRunner().invoke(app, scan_args(root, out, "-q", "--embeddings", str(emb)))
     assert result.exit_code == 0, result.output
     return root, out, emb

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from mirtag.cli.main import app
 from mirtag.runtime.embeddings import Embeddings, sidecar_for
 from mirtag.runtime.rows import row_key
+from tests.scanargs import scan_args
 from tests.synth import music_like
-from tests.library.conftest import TINY, make_library
+from tests.library.conftest import make_library
 
 
 def rows_of(path):
@@ -23,20 +24,7 @@ def scan(root, out, *extra):
     result = CliRunner().invoke(
         # --no-retry-errors: the broken file's error row stands, so the counts below are the audio files'
         app,
-        [
-            "scan",
-            str(root),
-            "--out",
-            str(out),
-            "--model",
-            TINY,
-            "--device",
-            "cpu",
-            "--workers",
-            "1",
-            "--no-retry-errors",
-            *extra,
-        ],
+        scan_args(root, out, "--no-retry-errors", *extra),
     )
     assert result.exit_code == 0, result.output
     return result

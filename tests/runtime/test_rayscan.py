@@ -24,6 +24,7 @@ import ray  # noqa: E402 - the ray extra is part of the test install (scripts/te
 from mirtag.runtime.errors import MirtagError
 from mirtag.runtime.scan import Scanner, ScanSettings
 from mirtag.runtime.walk import iter_audio_files
+from tests.scanargs import MIRTAG, scan_args
 from tests.cli.test_scan import TINY, build_library, by_name, read_jsonl
 from tests.conftest import music_like
 
@@ -124,22 +125,8 @@ def test_driver_killed_with_sigkill_resumes_to_exactly_one_row_per_file(cluster,
         sf.write(root / f"t{i:02d}.wav", np.roll(clip, 1000 * i), 22050)
     out = tmp_path / "tags.jsonl"
     cmd = [
-        sys.executable,
-        "-m",
-        "mirtag.cli.main",
-        "scan",
-        str(root),
-        "--out",
-        str(out),
-        "--model",
-        TINY,
-        "-q",
-        "--engine",
-        "ray",
-        "--ray-address",
-        address,
-        "--batch-size",
-        "8",
+        *MIRTAG,
+        *scan_args(root, out, "-q", "--engine", "ray", "--ray-address", address, "--batch-size", "8", workers=2),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
