@@ -53,3 +53,7 @@ class UnsupportedFormatError(AudioError):
 
 class InvalidAudioError(AudioError):
     """The file decoded, but its samples are unusable (NaN or Inf)."""
+
+
+class NonFiniteError(MirtagError):
+    """A track's features or model outputs hold NaN or Inf (finite but huge samples overflow float32)."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from .env import child_env
 from .card import load_card, resolve_model
-from .errors import AudioError, DecodeError, MirtagError, ParameterError
+from .errors import AudioError, DecodeError, MirtagError, NonFiniteError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
 from .shard import Shard, shard_files
@@ -171,10 +171,6 @@ def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cov
             conn.send(("error", file_id, " ".join(str(exc).split())))
         except Exception as exc:  # noqa: BLE001 - one bad file must never end the scan
             conn.send(("error", file_id, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
-
-
-class NonFiniteError(MirtagError):
-    """A file's features or model outputs hold NaN or Inf (finite but huge samples overflow float32)."""
 
 
 def _finite_windows(w: np.ndarray) -> np.ndarray:

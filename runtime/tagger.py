@@ -19,7 +19,7 @@ import numpy as np
 
 from . import audio, decisions
 from .card import ModelCard, load_card, resolve_model
-from .errors import ModelLoadError
+from .errors import ModelLoadError, NonFiniteError
 from .session import Session
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ class Tagger:
         """
         feats = self.frontend.analyze(y, sr)
         acc = WindowAccumulator(self.card)
-        acc.add(self.session.run(feats.windows), feats.silent)
-        return acc.result(len(y) / float(sr))
+        acc.add(self.session.run(_finite(feats.windows)), feats.silent)
+        return _finite_result(acc.result(len(y) / float(sr)))
 
     def tag_file(
         self, path: str | os.PathLike[str], *, offset: float = 0.0, duration: float | None = None
@@ -202,19 +202,39 @@ class Tagger:
         ------
         AudioError
             The file cannot be decoded (the message names it and says why).
+        NonFiniteError
+            Its features or probabilities hold NaN or Inf (samples far outside [-1, 1]).
         """
         rate = self.card.frontend.sample_rate
         counter = [0]
         chunks = _counting(audio.stream(path, rate, offset=offset, duration=duration), counter)
-        return self.tag_windows(self.frontend.iter_windows(chunks, rate), counter)
+        try:
+            return self.tag_windows(self.frontend.iter_windows(chunks, rate), counter)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"{os.fspath(path)}: {exc}") from None
 
     def tag_windows(self, batches: Iterable[Features], counter: list[int] | None = None) -> TagResult:
         """Aggregate model outputs over batches of windows (``counter[0]``: samples seen)."""
         acc = WindowAccumulator(self.card)
         for feats in batches:
-            acc.add(self.session.run(feats.windows), feats.silent)
+            acc.add(self.session.run(_finite(feats.windows)), feats.silent)
         rate = self.card.frontend.sample_rate
-        return acc.result((counter[0] if counter else 0) / rate)
+        return _finite_result(acc.result((counter[0] if counter else 0) / rate))
+
+
+def _finite(windows: np.ndarray) -> np.ndarray:
+    if not np.isfinite(windows).all():
+        raise NonFiniteError("non-finite values in the features (NaN or Inf; are the samples far outside [-1, 1]?)")
+    return windows
+
+
+def _finite_result(result: TagResult) -> TagResult:
+    """The same check on the aggregate the scan makes on its rows: NaN or Inf never reaches a caller."""
+    if not all(np.isfinite(p) for h in result.heads.values() for p in h.values()) or (
+        result.embedding is not None and not np.isfinite(result.embedding).all()
+    ):
+        raise NonFiniteError("non-finite probabilities (NaN or Inf)")
+    return result
 
 
 def _counting(chunks: Iterable[np.ndarray], counter: list[int]) -> Iterable[np.ndarray]:

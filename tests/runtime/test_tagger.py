@@ -125,3 +125,17 @@ def test_load_refuses_generators_and_missing_defaults(tmp_path):
 def test_warmup_compiles_the_kernels():
     warmup()  # must not raise; second call hits numba's cache
     warmup()
+
+
+def test_huge_samples_are_one_clear_error_never_nan_probabilities(tagger, tmp_path):
+    # Finite but huge float samples overflow float32 in the power spectrum: an embedder calling the
+    # Tagger directly gets the scan's one-line reason (naming the file), not NaN in its results.
+    from mirtag.runtime import NonFiniteError
+
+    y = music_like(22050, 5.0) * np.float32(1e30)
+    with pytest.raises(NonFiniteError, match="non-finite values in the features"):
+        tagger.tag_array(y, 22050)
+    path = tmp_path / "loud.wav"
+    sf.write(path, y.astype(np.float64), 22050, subtype="DOUBLE")
+    with pytest.raises(NonFiniteError, match=f"^{path}: non-finite"):
+        tagger.tag_file(path)
