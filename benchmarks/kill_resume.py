@@ -38,6 +38,19 @@ TINY = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny"
 SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
 
 
+FAILURE_KEYS = (
+    "missing",
+    "unexpected",
+    "duplicates",
+    "torn_lines",
+    "status_mismatches",
+    "leftover_files",
+    "tracebacks",
+    "bad_exits",
+)
+"""Counters that must all stay 0 for a PASS."""
+
+
 def make_library(root: Path, n: int, seed: int) -> None:
     """``n`` files: mostly short tones-and-noise tracks (wav/flac/ogg, 1-8 s), every 8th a bad one."""
     rng = np.random.default_rng(seed)
@@ -147,14 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "cycles_done",
         "rows_expected",
         "rows_found",
-        "missing",
-        "unexpected",
-        "duplicates",
-        "torn_lines",
-        "status_mismatches",
-        "leftover_files",
-        "tracebacks",
-        "bad_exits",
+        *FAILURE_KEYS,
     )
     total = Counter(dict.fromkeys(keys, 0))
     exit_codes: Counter = Counter()
@@ -217,19 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = (
         total["cycles_done"] == args.cycles
         and total["rows_found"] == total["rows_expected"]
-        and not any(
-            total[k]
-            for k in (
-                "missing",
-                "unexpected",
-                "duplicates",
-                "torn_lines",
-                "status_mismatches",
-                "leftover_files",
-                "tracebacks",
-                "bad_exits",
-            )
-        )
+        and not any(total[k] for k in FAILURE_KEYS)
     )
     print(
         f"summary: {args.cycles} cycles, {total['runs']} runs, {total['kills']} kills "
