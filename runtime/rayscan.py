@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import signal
@@ -122,24 +121,18 @@ class _DecodeWorker:
     """The local engine's worker process, one per Ray worker process, fed one file at a time."""
 
     def __init__(self, frontend_config, coverage: str):
-        from .env import child_env
+        from .env import worker_context
 
-        try:
-            self._ctx = multiprocessing.get_context("forkserver")
-            self._ctx.set_forkserver_preload(["mirtag.runtime._preload"])
-        except ValueError:
-            self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._args = (frontend_config, coverage)
-        self._child_env = child_env
         self._seq = 0  # the id of the file in hand: messages about an earlier file (abandoned mid-way) are skipped
         self._start()
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        # The forkserver's preload sets the one-thread environment; only a spawned child needs it
-        # set here (os.environ edits race the actor's own threads, so none when avoidable).
-        spawn = self._ctx.get_start_method() == "spawn"
-        with self._child_env() if spawn else contextlib.nullcontext():
+        from .env import starting_env
+
+        with starting_env(self._ctx):
             self.proc = self._ctx.Process(
                 target=worker_main, args=(child, *self._args), daemon=True, name="mirtag-ray-decoder"
             )

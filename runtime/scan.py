@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import signal
@@ -38,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .env import child_env
+from .env import starting_env, worker_context
 from .card import load_card, resolve_model
-from .errors import AudioError, DecodeError, MirtagError, NonFiniteError, ParameterError
+from .errors import AudioError, DecodeError, MirtagError, ParameterError
 from .rows import SCHEMA_VERSION, path_fields
 from .session import Session
 from .shard import Shard, shard_files
@@ -116,6 +115,7 @@ def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cov
     os.close(devnull)
     from . import audio
     from .frontend import Frontend, cut_windows
+    from .tagger import finite_windows
 
     fe = Frontend(frontend_config)
     rate = frontend_config.sample_rate
@@ -151,7 +151,7 @@ def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cov
                 if decoded is not None:
                     for y, first in decoded:
                         w, silent = cut_windows(fe.mel(y, rate), np.array([first]), fe.config)
-                        conn.send(("win", file_id, _finite_windows(w), silent))
+                        conn.send(("win", file_id, finite_windows(w), silent))
                     conn.send(("done", file_id, seconds, notes))
                     continue
             stream = fe.stream(rate)
@@ -160,10 +160,10 @@ def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cov
                 n += chunk.size
                 out = stream.push(chunk)
                 if len(out):
-                    conn.send(("win", file_id, _finite_windows(out.windows), out.silent))
+                    conn.send(("win", file_id, finite_windows(out.windows), out.silent))
             out = stream.finish()
             if len(out):
-                conn.send(("win", file_id, _finite_windows(out.windows), out.silent))
+                conn.send(("win", file_id, finite_windows(out.windows), out.silent))
             conn.send(("done", file_id, n / rate, notes))
         except AudioError as exc:
             conn.send(("error", file_id, exc.reason))
@@ -171,12 +171,6 @@ def worker_main(conn, frontend_config, coverage: str) -> None:  # pragma: no cov
             conn.send(("error", file_id, " ".join(str(exc).split())))
         except Exception as exc:  # noqa: BLE001 - one bad file must never end the scan
             conn.send(("error", file_id, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
-
-
-def _finite_windows(w: np.ndarray) -> np.ndarray:
-    if not np.isfinite(w).all():
-        raise NonFiniteError("non-finite values in the features (NaN or Inf; are the samples far outside [-1, 1]?)")
-    return w
 
 
 def _context_frames(fe) -> int:
@@ -245,12 +239,7 @@ class Scanner:
         self.settings = settings or ScanSettings()
         s = self.settings
         self.card = card if card is not None else load_scan_card(s)
-        try:
-            self._ctx = multiprocessing.get_context("forkserver")
-            # The server imports and warms the kernels once; workers fork from it warm.
-            self._ctx.set_forkserver_preload(["mirtag.runtime._preload"])
-        except ValueError:  # no forkserver (Windows, macOS without it)
-            self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._workers: list[_Worker] = []
         # The forkserver is spawned first and boots (imports, numba cache loads: about half a
         # second) while this thread loads the session; the first worker's start then waits for
@@ -279,9 +268,7 @@ class Scanner:
 
     def _start_worker(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        # A forkserver's preload sets the workers' one-thread environment itself; a spawned
-        # child (no forkserver on this platform) reads the parent's at its start.
-        with child_env() if self._ctx.get_start_method() == "spawn" else contextlib.nullcontext():
+        with starting_env(self._ctx):
             proc = self._ctx.Process(
                 target=worker_main,
                 args=(child, self.card.frontend, self.settings.coverage),
@@ -469,10 +456,7 @@ class Scanner:
         }
         if result is None:
             return row
-        finite = all(math.isfinite(p) for h in result.heads.values() for p in h.values())
-        if s.embeddings and result.embedding is not None:
-            finite = finite and bool(np.isfinite(result.embedding).all())
-        if not finite:
+        if not result.finite(embedding=s.embeddings):
             row.update(status="error", error="non-finite probabilities (NaN or Inf)", duration_s=None, n_windows=None)
             return row
         warnings = list(result.warnings) + [n for n in f.notes if n not in result.warnings]

@@ -10,6 +10,7 @@ with the higher mean probability). Which labels a track is tagged with follows
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,13 @@ class TagResult:
     n_windows: int
     warnings: list[str] = field(default_factory=list)
     embedding: np.ndarray | None = None
+
+    def finite(self, embedding: bool = True) -> bool:
+        """True when no probability (and, with ``embedding``, no embedding value) is NaN or Inf."""
+        ok = all(math.isfinite(p) for h in self.heads.values() for p in h.values())
+        if embedding and self.embedding is not None:
+            ok = ok and bool(np.isfinite(self.embedding).all())
+        return ok
 
     def is_music(self, card: ModelCard) -> bool:
         """Whether the track counts as music (not silent; above the card's music threshold, if it has one)."""
@@ -190,7 +198,7 @@ class Tagger:
         """
         feats = self.frontend.analyze(y, sr)
         acc = WindowAccumulator(self.card)
-        acc.add(self.session.run(_finite(feats.windows)), feats.silent)
+        acc.add(self.session.run(finite_windows(feats.windows)), feats.silent)
         return _finite_result(acc.result(len(y) / float(sr)))
 
     def tag_file(
@@ -217,22 +225,21 @@ class Tagger:
         """Aggregate model outputs over batches of windows (``counter[0]``: samples seen)."""
         acc = WindowAccumulator(self.card)
         for feats in batches:
-            acc.add(self.session.run(_finite(feats.windows)), feats.silent)
+            acc.add(self.session.run(finite_windows(feats.windows)), feats.silent)
         rate = self.card.frontend.sample_rate
         return _finite_result(acc.result((counter[0] if counter else 0) / rate))
 
 
-def _finite(windows: np.ndarray) -> np.ndarray:
+def finite_windows(windows: np.ndarray) -> np.ndarray:
+    """``windows`` itself, or :class:`NonFiniteError` when they hold NaN or Inf (the scan's workers and the Tagger)."""
     if not np.isfinite(windows).all():
         raise NonFiniteError("non-finite values in the features (NaN or Inf; are the samples far outside [-1, 1]?)")
     return windows
 
 
 def _finite_result(result: TagResult) -> TagResult:
-    """The same check on the aggregate the scan makes on its rows: NaN or Inf never reaches a caller."""
-    if not all(np.isfinite(p) for h in result.heads.values() for p in h.values()) or (
-        result.embedding is not None and not np.isfinite(result.embedding).all()
-    ):
+    """NaN or Inf never reaches a caller (the scan turns the same case into an error row)."""
+    if not result.finite():
         raise NonFiniteError("non-finite probabilities (NaN or Inf)")
     return result
 
