@@ -35,3 +35,11 @@ try:
 finally:
     if _hidden and sys.modules.get("scipy", 0) is None:
         del sys.modules["scipy"]
+
+# From here on the server only forks workers, and each worker silences its own stderr. A scan
+# killed while the server hands a new worker its start-up data leaves that child reading EOF,
+# and multiprocessing prints its traceback to the terminal the scan shared: errors of the
+# server after a successful preload reach the scan as a crashed worker instead.
+_devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(_devnull, 2)
+os.close(_devnull)
