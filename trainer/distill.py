@@ -108,7 +108,39 @@ VOCABULARY: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 """Merged tag -> the teacher tags (``<model>:<tag>``) whose maximum it is."""
 
+GENRES_FROM_TEACHER: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Classical", ("mtt:classical", "mtt:classic", "mtt:opera")),
+    ("Electronic", ("mtt:electronic", "mtt:techno", "msd:electronic", "msd:electronica", "msd:electro", "msd:House")),
+    (
+        "Pop/Rock",
+        (
+            "mtt:rock",
+            "mtt:pop",
+            "mtt:metal",
+            "msd:rock",
+            "msd:pop",
+            "msd:alternative",
+            "msd:indie",
+            "msd:metal",
+            "msd:punk",
+            "msd:classic rock",
+            "msd:hard rock",
+        ),
+    ),
+    ("Jazz", ("msd:jazz",)),
+    ("New Age", ("mtt:new age",)),
+    ("Blues", ("msd:blues",)),
+    ("Country", ("mtt:country", "msd:country")),
+    ("Folk", ("msd:folk",)),
+    ("Rap", ("msd:Hip-Hop",)),
+    ("R&B", ("msd:rnb", "msd:soul")),
+)
+"""AllMusic genre of the ``genre`` head -> the teacher tags whose maximum is its soft target on unlabelled
+(Debian) music, with ``teacher_genres`` on. Genres the teacher has no tag for (Vocal, Latin, Reggae,
+International) stay unsupervised there."""
+
 TAGS_HEAD = "tags"
+GENRE_HEAD = "genre"
 DECISION = 0.3
 """The teacher's decision on a track: its track-mean (merged) probability is at least this."""
 
@@ -177,7 +209,12 @@ class TeacherTargets:
 
 
 def attach(
-    split, cache: TeacherCache, root, frontend_config, stats: tuple[np.ndarray, np.ndarray] | None = None
+    split,
+    cache: TeacherCache,
+    root,
+    frontend_config,
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+    genre_labels: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load the teacher windows of every clip of ``split`` into ``split.teacher`` and set its clip-level targets.
 
@@ -193,12 +230,22 @@ def attach(
         The run's frontend (a clip with fewer labelled windows than the runtime cuts is sparse).
     stats : (mean, std) of the teacher features, optional
         Standardisation; None computes it from this split (the training split).
+    genre_labels : sequence of str, optional
+        The ``genre`` head's labels: when given, each Debian clip gets soft
+        ``genre`` targets on those of :data:`GENRES_FROM_TEACHER` (the track mean
+        of the teacher's merged probabilities), so unlabelled music also teaches
+        the genre head what it is not (orchestral game music is not Electronic).
 
     Returns
     -------
     (mean, std) : the standardisation used.
     """
     merge = merge_matrix(cache.tags)
+    genre_cols = genre_merge = None
+    if genre_labels is not None and GENRE_HEAD in split.targets:
+        pairs = [(g, src) for g, src in GENRES_FROM_TEACHER if g in genre_labels]
+        genre_merge = merge_matrix(cache.tags, pairs)
+        genre_cols = [list(genre_labels).index(g) for g, _ in pairs]
     n_tags = len(merge)
     n = len(split.clips)
     starts, tags, feats = [None] * n, [None] * n, [None] * n
@@ -218,6 +265,9 @@ def attach(
         )
         target[i] = tags[i].mean(axis=0) >= DECISION
         mask[i] = 1.0
+        if genre_merge is not None and clip.dataset == "debian":
+            split.targets[GENRE_HEAD][i, genre_cols] = merged_probs(tw, genre_merge).mean(axis=0)
+            split.masks[GENRE_HEAD][i, genre_cols] = 1.0
     if stats is None:
         have = [f for f in feats if f is not None]
         allf = np.concatenate(have) if have else np.zeros((1, 400), np.float32)

@@ -111,6 +111,8 @@ class TrainConfig:
     """Weight of the MSE of the projected embedding to the teacher's standardised features."""
     debian_windows: int = 8
     """Labelled windows per epoch from each Debian track (long tracks are labelled sparsely)."""
+    teacher_genres: bool = False
+    """Debian tracks also supervise the ``genre`` head with the teacher's genre tags (distill.GENRES_FROM_TEACHER)."""
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
     @classmethod
@@ -305,7 +307,8 @@ def prepare_data(cfg: TrainConfig, root: Path, progress: Callable[[int, int], No
         mels = [[cache.load(c, a, root) for a in plans[c.key] if cache.has(c, a, root)] for c in members]
         out[name] = Split(members, targets, masks, mels)
     if teacher is not None:
-        stats = distill.attach(out["train"], teacher, root, cfg.frontend)
+        genres = taxonomy.get(distill.GENRE_HEAD) if cfg.teacher_genres else None
+        stats = distill.attach(out["train"], teacher, root, cfg.frontend, genre_labels=genres)
         for name in ("validation", "test"):
             distill.attach(out[name], teacher, root, cfg.frontend, stats)
     return taxonomy, out

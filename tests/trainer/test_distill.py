@@ -192,3 +192,57 @@ def test_distilled_run_exports_a_tags_head(data_root, tmp_path):  # noqa: F811
     assert not any(k.startswith("teacher_proj") for k in model.state_dict())
     result = Tagger.load(run / "export" / "tiny-trained.onnx", device="cpu").tag_file(debian[0][3])
     assert set(result.heads["tags"]) == set(distill.tag_names())
+
+
+def test_teacher_genres_supervise_only_the_debian_clips_on_the_genres_the_teacher_has_tags_for(tmp_path):
+    from mirtag.trainer.train import Split
+
+    genres = ["Pop/Rock", "Electronic", "Classical", "Latin", "New Age"]
+    paths = {}
+    for k, name in enumerate(("debian/pkg/a.wav", "4q/b.wav")):
+        paths[name] = tmp_path / name
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        sf.write(paths[name], music_like(SR, 6.0, seed=k), SR)
+    debian = Clip(file=str(paths["debian/pkg/a.wav"]), dataset="debian", music=True)
+    labelled = Clip(file="b.wav", dataset="4q", music=True)
+    write_standin_cache(
+        tmp_path / "teacher",
+        [(debian.key, "debian", "train", paths["debian/pkg/a.wav"]), (labelled.key, "4q", "train", paths["4q/b.wav"])],
+    )
+    cache = TeacherCache(tmp_path / "teacher")
+    mels = [[np.zeros((2, 84, 260), np.float16)]] * 2
+    targets = {"genre": np.array([[0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], np.float32)}
+    split = Split([debian, labelled], targets, {"genre": np.array([[0] * 5, [1] * 5], np.float32)}, mels)
+
+    distill.attach(split, cache, tmp_path / "4q", FrontendConfig(), genre_labels=genres)
+
+    tw = cache.load(cache.row(debian, None))
+    sources = dict(distill.GENRES_FROM_TEACHER)
+    expect = {
+        g: distill.merged_probs(tw, distill.merge_matrix(cache.tags, [(g, sources[g])]))[:, 0].mean() for g in sources
+    }
+    for j, g in enumerate(genres):
+        if g in sources:
+            assert split.masks["genre"][0, j] == 1.0
+            assert split.targets["genre"][0, j] == pytest.approx(expect[g], abs=1e-6)
+        else:  # no teacher tag for Latin: unsupervised
+            assert split.masks["genre"][0, j] == 0.0 and split.targets["genre"][0, j] == 0.0
+    np.testing.assert_array_equal(split.targets["genre"][1], [1, 0, 0, 0, 0])  # labelled clips keep their labels
+    np.testing.assert_array_equal(split.masks["genre"][1], [1] * 5)
+
+
+def test_without_teacher_genres_debian_clips_leave_the_genre_head_alone(tmp_path):
+    from mirtag.trainer.train import Split
+
+    path = tmp_path / "a.wav"
+    sf.write(path, music_like(SR, 6.0, seed=3), SR)
+    debian = Clip(file=str(path), dataset="debian", music=True)
+    write_standin_cache(tmp_path / "teacher", [(debian.key, "debian", "train", path)])
+    split = Split(
+        [debian],
+        {"genre": np.zeros((1, 3), np.float32)},
+        {"genre": np.zeros((1, 3), np.float32)},
+        [[np.zeros((2, 84, 260), np.float16)]],
+    )
+    distill.attach(split, TeacherCache(tmp_path / "teacher"), None, FrontendConfig())
+    assert not split.masks["genre"].any()
