@@ -55,6 +55,20 @@ MUSIC_PACKAGES = [
 ]
 # Game data packages with soundtracks inside (large: 230-630 MB each).
 GAME_DATA_PACKAGES = ["freedroidrpg-data", "naev-data", "widelands-data", "supertuxkart-data"]
+# Never in the training corpus: the held-out check of scripts/heldout_check.py fetches these into a cache of
+# its own (--packages), and the teacher labels them for that evaluation only.
+HELDOUT_PACKAGES = [
+    "freecol",
+    "lordsawar-data",
+    "megaglest-data",
+    "lugaru-data",
+    "hedgewars-data",
+    "lincity-ng-data",
+    "scorched3d-data",
+    "freeorion-data",
+    "endless-sky-data",
+]
+assert not set(HELDOUT_PACKAGES) & set(MUSIC_PACKAGES + GAME_DATA_PACKAGES)
 
 AUDIO_SUFFIXES = {".ogg", ".oga", ".mp3", ".flac", ".wav", ".opus"}
 _MUSIC_DIR = re.compile(r"(^|/)[^/]*(music|musics|musique|soundtrack|songs?)[^/]*/", re.IGNORECASE)
