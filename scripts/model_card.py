@@ -186,6 +186,8 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
     """Augmentation, optimiser, selection, and the commands that reproduce the run."""
     cfg = card.provenance["config"]
     train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
+    distilled = bool(cfg.get("teacher_dir"))
+    config = "configs/distill.toml" if distilled else "configs/classifier.toml"
     return [
         "",
         "## Training",
@@ -198,6 +200,16 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
                 f"uniform in {cfg.get('noise_mix_snr_db')} dB) as extra 'not music' examples;",
             ]
             if cfg.get("noise_mix_variants")
+            else []
+        ),
+        *(
+            [
+                f"Distillation: BCE of the `tags` head to the teacher's per-window probabilities (weight {cfg['tags_weight']})",
+                f"and MSE of a projection of the embedding to the teacher's standardised features (weight {cfg['embed_weight']}),",
+                f"on the labelled training audio and {cfg['debian_windows']} random labelled windows per Debian track and epoch",
+                "(see the teacher section below);",
+            ]
+            if distilled
             else []
         ),
         f"AdamW lr {cfg['lr']}, cosine schedule, batch {cfg['batch_size']}, masked multi-head losses, early stopping on",
@@ -216,7 +228,12 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
         "",
         "```bash",
         "export MIRTAG_DATA=/path/to/shared/data",
-        f"mirtag train classifier --config configs/classifier.toml --out-dir {run.as_posix()}   # features, training, test report, ONNX export",
+        *(
+            ["export MIRTAG_TEACHER=data/teacher   # the committed teacher labels (docs/teacher.md)"]
+            if distilled
+            else []
+        ),
+        f"mirtag train classifier --config {config} --out-dir {run.as_posix()}   # features, training, test report, ONNX export",
         f"mirtag evaluate {run.as_posix()}       # + robustness and domain-shift tables",
         f"mirtag export {run.as_posix()} --out exported   # install into exported/ + registry.json",
         f"python scripts/model_card.py {run.as_posix()}   # this file",

@@ -113,6 +113,14 @@ def markdown(rep: dict) -> str:
         + "), best first, at most `max_labels` (`--top-k` overrides), and may be empty; a track under the "
         "`music` threshold (or silent) gets no label from any head.",
         "",
+    ]
+    if rep.get("kept"):
+        lines += [
+            "Heads no labelled clip supervises keep the decisions the trainer fitted on validation against the "
+            "teacher's decisions: " + ", ".join(f"`{h}`" for h in rep["kept"]) + " (see the distillation section).",
+            "",
+        ]
+    lines += [
         "| head | temperature | threshold | max labels | test NLL before -> after | test ECE before -> after |",
         "|---|---|---|---|---|---|",
     ]
@@ -191,7 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     _, vp, vt, vm = data["validation"]
     _, tp, tt, tm = data["test"]
     heads = {h.name: h for h in raw.heads}
-    tuned = C.fit_decisions(heads, vt, vp, vm, beta=args.beta, min_precision=args.min_precision)
+    # a head no validation clip supervises (the distilled ``tags`` head learns from the teacher, not from the
+    # labelled data) keeps the decisions the trainer fitted against the teacher's decisions
+    supervised = {name for name in heads if name in vm and np.asarray(vm[name]).any()}
+    tuned = C.fit_decisions(
+        heads,
+        vt,
+        {k: v for k, v in vp.items() if k in supervised},
+        vm,
+        beta=args.beta,
+        min_precision=args.min_precision,
+    )
+    tuned = {name: (h if name in supervised else {x.name: x for x in card.heads}[name]) for name, h in tuned.items()}
     music_head = tuned.get("music")
     # the runtime's music decision on test (calibrated music probability; silence is never music)
     if music_head is not None:
@@ -208,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_validation": len(data["validation"][0]),
         "n_test": len(data["test"][0]),
         "heads": {},
+        "kept": sorted(set(tuned) - supervised),
         "music_gate": {
             "music": int(is_music_clip.sum()),
             "music_flagged": int((is_music_clip & ~music_ok).sum()),
@@ -216,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     for name, h in tuned.items():
+        if name not in supervised:
+            print(f"{name}: no supervised labels on validation; the card's decisions are kept", file=sys.stderr)
+            continue
         cal = calibrate(tp[name], h.kind, h.temperature)
         entry = {
             "temperature": h.temperature,
