@@ -84,7 +84,7 @@ def teacher_decisions(cache_dir, clips, root, labels):
         row = cache.row(c, root)
         if row is None or not c.music:
             continue
-        y[i] = distill.merged_probs(cache.load(row), merge).mean(0) >= distill.DECISION
+        y[i] = distill.track_decisions(distill.merged_probs(cache.load(row), merge))
         m[i] = 1.0
     return y, m
 

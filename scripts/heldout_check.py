@@ -34,13 +34,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fetch_debian_music import HELDOUT_PACKAGES as HELDOUT  # noqa: E402
 
 
-def teacher_targets(cache: TeacherCache, clips, labels) -> np.ndarray:
-    sources = dict(distill.VOCABULARY)
-    merge = distill.merge_matrix(cache.tags, [(lab, sources[lab]) for lab in labels])
-    y = np.zeros((len(clips), len(labels)), np.float32)
-    for i, c in enumerate(clips):
-        y[i] = distill.merged_probs(cache.load(cache.row(c, None)), merge).mean(0) >= distill.DECISION
-    return y
+def teacher_decisions(cache: TeacherCache, clips) -> np.ndarray:
+    """(n_clips, n_vocabulary) float32: the teacher's decisions per track, in :data:`distill.VOCABULARY` order."""
+    merge = distill.merge_matrix(cache.tags)
+    return np.stack(
+        [distill.track_decisions(distill.merged_probs(cache.load(cache.row(c, None)), merge)) for c in clips]
+    ).astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(clips)} held-out tracks labelled by the teacher", file=sys.stderr)
+    vocab = distill.tag_names()
+    teacher = teacher_decisions(cache, clips)
     csv_rows = []
     for path in args.models:
         tagger = Tagger.load(path, device="cpu", threads=2)
@@ -80,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(npz, **probs)
         print(f"\n{card.ref} ({card.sha256[:8]}), {len(clips)} tracks")
         # what the teacher says each track is, for the genre head (its own tags, not the student's)
-        vocab = distill.tag_names()
-        teacher = teacher_targets(cache, clips, vocab)
         if "genre" in probs:
             labels = list(card.head("genre").labels)
             best = collections.Counter(labels[j] for j in probs["genre"].argmax(1))
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if "tags" in probs:
             labels = card.head("tags").labels
-            y = teacher_targets(cache, clips, labels)
+            y = teacher[:, [vocab.index(lab) for lab in labels]]
             macro, per = M.macro_auc(y, probs["tags"], None, MIN_POS)
             v, lo, hi = M.bootstrap_ci(
                 lambda i: M.macro_auc(y[i], probs["tags"][i], None, MIN_POS)[0], np.arange(len(clips)), seed=0

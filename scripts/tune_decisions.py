@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         beta=args.beta,
         min_precision=args.min_precision,
     )
-    tuned = {name: (h if name in supervised else {x.name: x for x in card.heads}[name]) for name, h in tuned.items()}
+    tuned = {name: (h if name in supervised else card.head(name)) for name, h in tuned.items()}
     music_head = tuned.get("music")
     # the runtime's music decision on test (calibrated music probability; silence is never music)
     if music_head is not None:

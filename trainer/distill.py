@@ -176,6 +176,11 @@ def merged_probs(tw: TeacherWindows, merge: list[list[tuple[str, int]]]) -> np.n
     return np.stack([np.max(np.stack([tw.probs[m][:, j] for m, j in cols]), axis=0) for cols in merge], axis=1)
 
 
+def track_decisions(window_probs: np.ndarray) -> np.ndarray:
+    """(n_tags,) bool: the teacher's decisions on a track from its merged window probabilities ``(n_windows, n_tags)``."""
+    return window_probs.mean(axis=0) >= DECISION
+
+
 @dataclass
 class TeacherTargets:
     """Per-clip teacher windows of one split, aligned with ``split.clips``.
@@ -263,7 +268,7 @@ def attach(
         sparse[i] = clip.dataset == "debian" and len(tw.starts) < len(
             window_starts(split.mels[i][0].shape[2], frontend_config)
         )
-        target[i] = tags[i].mean(axis=0) >= DECISION
+        target[i] = track_decisions(tags[i])
         mask[i] = 1.0
         if genre_merge is not None and clip.dataset == "debian":
             split.targets[GENRE_HEAD][i, genre_cols] = merged_probs(tw, genre_merge).mean(axis=0)
