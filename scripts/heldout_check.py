@@ -5,6 +5,8 @@
         --debian /work/cache/heldout-music --out /work/cache/teacher-heldout
     python scripts/heldout_check.py --teacher /work/cache/teacher-heldout OLD.onnx NEW.onnx [--out runs/heldout]
 
+(or ``--teacher data/teacher-heldout``, the committed copy of those labels, after the fetch alone).
+
 The held-out packages (``HELDOUT_PACKAGES`` of ``scripts/fetch_debian_music.py``) are in neither of its
 training lists, so they are never in the training corpus; the teacher labels them for this evaluation only (12 windows per track).
 Every model tags each whole track through the runtime, as a scan does. For a model with a ``tags`` head:
