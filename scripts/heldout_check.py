@@ -8,7 +8,7 @@
 (or ``--teacher data/teacher-heldout``, the committed copy of those labels, after the fetch alone).
 
 The held-out packages (``HELDOUT_PACKAGES`` of ``scripts/fetch_debian_music.py``) are in neither of its
-training lists, so they are never in the training corpus; the teacher labels them for this evaluation only (12 windows per track).
+training lists, so they are never in the training corpus; the teacher labels them for this evaluation only (up to 48 windows per track).
 Every model tags each whole track through the runtime, as a scan does. For a model with a ``tags`` head:
 per tag, its ROC-AUC against the teacher's decisions (track-mean merged probability >= 0.3 over the
 labelled windows), on tags with >= 5 teacher positives and 1 negative; the macro value with a bootstrap

@@ -187,13 +187,10 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
     cfg = card.provenance["config"]
     train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
     distilled = bool(cfg.get("teacher_dir"))
-    config = (
-        "configs/distill_genres.toml"
-        if cfg.get("teacher_genres")
-        else "configs/distill.toml"
-        if distilled
-        else "configs/classifier.toml"
-    )
+    if cfg.get("teacher_genres"):
+        config = "configs/distill_genres.toml"
+    else:
+        config = "configs/distill.toml" if distilled else "configs/classifier.toml"
     return [
         "",
         "## Training",
