@@ -460,13 +460,13 @@ def train_generator(
     cfg: GanConfig, data_root: Path, *, resume: bool = False, reporter=None, real: np.ndarray | None = None
 ) -> Path:
     """Train (or resume) a generator run; exports the best checkpoint. Returns the run folder."""
-    from .device import pick_device
+    from .device import pick_device, tune_cpu
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, cfg.threads))
+    tune_cpu(cfg.threads)
     say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
     t_start = time.time()
 

@@ -730,13 +730,13 @@ def train_classifier(cfg: TrainConfig, data_root: Path, *, resume: bool = False,
     and ``epoch(dict)`` methods (the CLI's rich display); logging is used otherwise.
     """
     torch = require_torch()
-    from .device import pick_device
+    from .device import pick_device, tune_cpu
     from .models import count_parameters
 
     device = pick_device(cfg.device)  # before any work: a wrong device name fails at once
     out = _open_run_folder(cfg, resume)
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, cfg.threads))
+    tune_cpu(cfg.threads)
     say = reporter.stage if reporter else (lambda text: _LOGGER.info("%s", text))
 
     say("features: reading clips and filling the cache")

@@ -92,3 +92,17 @@ def test_mixed_precision_step_trains_under_autocast():
         mp.step(loss, opt)
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+def test_tune_cpu_sets_the_threads_and_keeps_freed_memory_on_glibc():
+    import platform
+
+    from mirtag.trainer.device import tune_cpu
+
+    before = torch.get_num_threads()
+    try:
+        tuned = tune_cpu(1)
+        assert torch.get_num_threads() == 1
+        assert tuned == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    finally:
+        torch.set_num_threads(before)
