@@ -11,7 +11,6 @@ before this module existed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from contextlib import AbstractContextManager
 
@@ -80,11 +79,9 @@ def tune_cpu(threads: int) -> bool:
     """
     torch = require_torch()
     torch.set_num_threads(max(1, threads))
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's on Linux, no subprocess lookup
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # the largest glibc accepts on 64-bit
