@@ -187,6 +187,8 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
     cfg = card.provenance["config"]
     train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
     distilled = bool(cfg.get("teacher_dir"))
+    # a run trained with --threads 1 shared the 2 cores with another seed's run
+    cores = "1 thread of 2 shared CPU cores" if cfg.get("threads") == 1 else "2 CPU cores"
     if cfg.get("teacher_genres"):
         config = "configs/distill_genres.toml"
     else:
@@ -226,7 +228,7 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
         ),
         f"(best epoch {report.get('best_epoch')}). Commit {card.provenance.get('git_commit', 'unknown')[:12]}.",
         "",
-        f"Reproduce ({len(history)} epochs took {train_minutes:.0f} minutes on 2 CPU cores; feature extraction adds",
+        f"Reproduce ({len(history)} epochs took {train_minutes:.0f} minutes on {cores}; feature extraction adds",
         "about 10 minutes on an empty cache, the test report with robustness and domain shift about 6):",
         "",
         "```bash",
@@ -236,7 +238,8 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
             if distilled
             else []
         ),
-        f"mirtag train classifier --config {config} --out-dir {run.as_posix()}   # features, training, test report, ONNX export",
+        f"mirtag train classifier --config {config} --seed {cfg.get('seed', 0)} --out-dir {run.as_posix()}"
+        "   # features, training, test report, ONNX export",
         f"mirtag evaluate {run.as_posix()}       # + robustness and domain-shift tables",
         f"mirtag export {run.as_posix()} --out exported   # install into exported/ + registry.json",
         f"python scripts/model_card.py {run.as_posix()}   # this file",
@@ -482,13 +485,14 @@ def generator_section(run: Path) -> list[str]:
         "crosses several genres (without it, most seed maps split Pop/Rock from one neighbour). The checkpoint is",
         "chosen every 100 steps by: coverage of every common genre and TV <= 0.3 first, then the number of seed 0-9",
         f"maps ({gcfg.get('map_grid')} x {gcfg.get('map_grid')} grids) showing >= 3 genres, then TV. One run from scratch",
-        f"of the committed config ({gcfg.get('steps')} generator steps, batch {gcfg.get('batch_size')}).",
+        f"of the committed config with `--steps {gcfg.get('steps')}` (batch {gcfg.get('batch_size')}; it checkpoints every",
+        "100 steps and continues with `--resume`).",
         "",
         "Earlier generator (1.0.0, replaced): the concatenation MI critic sat at chance (loss 2 ln 2) until it was",
         "replaced by the encode-and-dot-product critic; the genre-distribution term brought Classical back from under",
         "1 %; but only 4 of 10 seed maps showed three genres.",
         "",
-        "Reproduce: `mirtag train generator --config configs/generator.toml`, then",
+        f"Reproduce: `mirtag train generator --config configs/generator.toml --steps {gcfg.get('steps')}`, then",
         "`mirtag export runs/generator --out exported`.",
     ]
     return lines
