@@ -187,8 +187,8 @@ def training(card, report: dict, history: list, run: Path) -> list[str]:
     cfg = card.provenance["config"]
     train_minutes = sum(h.get("seconds", 0.0) for h in history) / 60
     distilled = bool(cfg.get("teacher_dir"))
-    # a run trained with --threads 1 shared the 2 cores with another seed's run
-    cores = "1 thread of 2 shared CPU cores" if cfg.get("threads") == 1 else "2 CPU cores"
+    threads = cfg.get("threads")
+    cores = f"{threads} CPU thread{'s' if threads != 1 else ''}" if threads else "2 CPU cores"
     if cfg.get("teacher_genres"):
         config = "configs/distill_genres.toml"
     else:

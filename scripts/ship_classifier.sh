@@ -8,8 +8,8 @@
 # validation (scripts/tune_decisions.py --write), a generator trained against the new classifier (its card
 # version follows the classifier's), the map targets, the README pictures, the golden test outputs and
 # exported/MODEL_CARD.md. Every step writes files; rerunning the script resumes the generator from
-# runs/generator/last.pt (the generator takes about 20 min per 1,000 steps on 2 idle cores; 1.2.0's was trained
-# to 2,000 steps, 7 of 10 seed maps with three genres against a target of 8, and continued to 3,000, still 7).
+# runs/generator/last.pt (about 20 min per 1,000 steps on 2 idle cores). The default of 3,000 steps is what
+# 1.2.0's generator ran: 7 of 10 seed maps with three genres at 2,000 steps (target 8), still 7 at 3,000.
 # Prose in README.md that quotes figures of the old model is not rewritten: check it by hand (`git diff`, then
 # grep for the old version).
 set -euo pipefail
